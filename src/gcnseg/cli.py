@@ -1,0 +1,295 @@
+"""The `gcnseg` command: argparse subcommands that parse, load the config and call the library.
+
+A user's mistake (GcnsegError) is printed as one line and exits 2; nothing else is caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from gcnseg import __version__
+from gcnseg.errors import GcnsegError
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="check, split or download datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    check = dsub.add_parser("check", help="scan a dataset and report problems")
+    check.add_argument("root", type=Path)
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--strict", action="store_true", help="exit 1 if any pair is unusable")
+    check.set_defaults(func=cmd_data_check)
+    split = dsub.add_parser("split", help="write a seeded, stratified train/val/test manifest")
+    split.add_argument("root", type=Path)
+    split.add_argument("--out", type=Path, required=True)
+    split.add_argument("--test", type=float, default=0.1, help="test fraction (default 0.1)")
+    split.add_argument("--val", type=float, default=0.1, help="validation fraction of the rest")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--max-side", type=int, help="drop images whose longer side is >= this")
+    split.add_argument(
+        "--ignore-official", action="store_true", help="seeded split even if trainval/test exist"
+    )
+    split.set_defaults(func=cmd_data_split)
+    download = dsub.add_parser("download", help="fetch the official Oxford-IIIT Pet release")
+    download.add_argument("--root", type=Path, required=True)
+    download.add_argument("--url-base", help="mirror serving images.tar.gz and annotations.tar.gz")
+    download.set_defaults(func=cmd_data_download)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train a model (YAML config + overrides)")
+    train.add_argument(
+        "--config", default="pets_gcn_lite0", help="shipped config name or YAML path"
+    )
+    train.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE"
+    )
+    train.add_argument("--data", help="dataset root (data.root)")
+    train.add_argument("--manifest", help="split manifest JSON (data.manifest)")
+    train.add_argument("--model", help="model name (model.name); see `gcnseg models`")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--amp", choices=["none", "bf16", "fp16"])
+    train.add_argument("--output", help="folder holding run folders (train.output)")
+    train.add_argument("--name", help="run folder name (train.name)")
+    train.add_argument("--backbone-weights", help="imagenet | random | PATH | URL")
+    train.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="continue a run where it stopped"
+    )
+    train.add_argument(
+        "--nproc", type=int, default=1, help="processes on this machine (launches torchrun)"
+    )
+    train.set_defaults(func=cmd_train)
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    test = sub.add_parser("test", help="evaluate a checkpoint at original resolution")
+    test.add_argument(
+        "--checkpoint", required=True, help="file, run folder, or packaged name (pets-default)"
+    )
+    test.add_argument("--data", type=Path, required=True, help="dataset root")
+    test.add_argument("--manifest", type=Path, help="evaluate one split of this manifest")
+    test.add_argument("--split", default="test", choices=["train", "val", "test"])
+    test.add_argument(
+        "--size", type=int, help="inference size (default: the checkpoint's eval size)"
+    )
+    test.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    test.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    test.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    test.add_argument("--json", type=Path, dest="json_out", help="write the report here")
+    test.add_argument("--draw", type=Path, help="write an overlay panel for every image here")
+    test.add_argument("--worst", type=int, default=8, help="gallery of the k worst images by IoU")
+    test.add_argument("--out", type=Path, help="folder for the confusion matrix and gallery")
+    test.set_defaults(func=cmd_test)
+
+    predict = sub.add_parser("predict", help="segment images: masks, overlays, panels")
+    predict.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
+    predict.add_argument("--checkpoint", default="pets-default")
+    predict.add_argument("--out", type=Path, default=Path("predictions"))
+    predict.add_argument("--engine", default="torch", choices=["torch", "onnx"])
+    predict.add_argument(
+        "--onnx", type=Path, help="ONNX model for --engine onnx (default: export one)"
+    )
+    predict.add_argument(
+        "--size", type=int, help="inference size (default: the checkpoint's eval size)"
+    )
+    predict.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    predict.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    predict.add_argument("--masks", type=Path, help="folder of ground-truth masks for panels")
+    predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    predict.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    predict.set_defaults(func=cmd_predict)
+
+
+def _add_tools(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="list models: parameters, GFLOPs, offline weights")
+    models.add_argument("--size", type=int, default=512)
+    models.add_argument("--pattern", default="*")
+    models.set_defaults(func=cmd_models)
+
+    export = sub.add_parser("export", help="export a checkpoint to ONNX")
+    export.add_argument("--checkpoint", required=True)
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--opset", type=int, default=17)
+    export.set_defaults(func=cmd_export)
+
+    demo = sub.add_parser(
+        "demo", help="train, test and draw on the Oxford-IIIT Pet sample (CPU, minutes)"
+    )
+    demo.add_argument("--data", type=Path, default=Path("../shared/data/oxford-pets-sample"))
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"))
+    demo.add_argument("--minutes", type=float, default=7.0, help="training time budget")
+    demo.add_argument(
+        "--download", action="store_true", help="fetch the full official set into --data first"
+    )
+    demo.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gcnseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gcnseg {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_data(sub)
+    _add_train(sub)
+    _add_eval(sub)
+    _add_tools(sub)
+    return parser
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from gcnseg.data.check import check_dataset
+
+    report = check_dataset(args.root, progress=not args.json)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    return 1 if args.strict and report.problems else 0
+
+
+def cmd_data_split(args: argparse.Namespace) -> int:
+    from gcnseg.data.layouts import index_dataset
+    from gcnseg.data.splits import make_split, save_manifest
+
+    manifest = make_split(
+        index_dataset(args.root),
+        test_fraction=args.test,
+        val_fraction=args.val,
+        seed=args.seed,
+        max_side=args.max_side,
+        use_official=not args.ignore_official,
+    )
+    save_manifest(args.out, manifest)
+    counts = ", ".join(f"{k} {len(v)}" for k, v in manifest["splits"].items())
+    print(f"{args.out}: {manifest['source']} split: {counts}")
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from gcnseg.data.download import OXFORD_PETS_URL, download_oxford_pets
+
+    root = download_oxford_pets(args.root, args.url_base or OXFORD_PETS_URL)
+    print(f"Oxford-IIIT Pet ready in {root}")
+    return 0
+
+
+def train_overrides(args: argparse.Namespace) -> list[str]:
+    """Plain flags are shorthands for --set; both end up as overrides on the YAML."""
+    flags = {
+        "data.root": args.data,
+        "data.manifest": args.manifest,
+        "model.name": args.model,
+        "model.backbone_weights": args.backbone_weights,
+        "train.epochs": args.epochs,
+        "train.device": args.device,
+        "train.amp": args.amp,
+        "train.output": args.output,
+        "train.name": args.name,
+    }
+    return [f"{k}={v}" for k, v in flags.items() if v is not None] + args.overrides
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.nproc > 1:
+        from gcnseg.engine.launch import launch_torchrun
+
+        return launch_torchrun(args.nproc, sys.argv[1:])
+    from gcnseg.config import load_config
+    from gcnseg.engine.train import train
+
+    cfg = None if args.resume else load_config(args.config, train_overrides(args))
+    run_dir = train(cfg, resume=args.resume)
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from gcnseg.engine.report import run_test
+
+    report = run_test(
+        args.checkpoint,
+        args.data,
+        manifest=args.manifest,
+        split=args.split,
+        size=args.size,
+        flip=args.flip,
+        device=args.device,
+        amp=args.amp,
+        draw_dir=args.draw,
+        out_dir=args.out,
+        worst=args.worst,
+        json_out=args.json_out,
+    )
+    print(report.format())
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from gcnseg.engine.predict import predict_files
+
+    written = predict_files(
+        args.inputs,
+        checkpoint=args.checkpoint,
+        out_dir=args.out,
+        engine=args.engine,
+        onnx_path=args.onnx,
+        size=args.size,
+        flip=args.flip,
+        alpha=args.alpha,
+        masks_dir=args.masks,
+        device=args.device,
+        amp=args.amp,
+    )
+    print(f"{written} images segmented into {args.out}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from gcnseg.models.summary import format_model_table
+
+    print(format_model_table(args.size, args.pattern))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from gcnseg.engine.export import export_checkpoint
+
+    path = export_checkpoint(args.checkpoint, args.out, opset=args.opset)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from gcnseg.engine.bench import run_from_args
+
+    run_from_args(args)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gcnseg.engine.demo import run_demo
+
+    run_demo(args.data, args.out, minutes=args.minutes, download=args.download)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s"
+    )
+    try:
+        return args.func(args)
+    except GcnsegError as exc:
+        print(f"gcnseg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gcnseg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

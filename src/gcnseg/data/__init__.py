@@ -1,0 +1,1 @@
+"""Data: dataset layouts, checks, splits, transforms and loaders."""

@@ -1,0 +1,1 @@
+"""Engine: losses, metrics, the training loop, evaluation, prediction, export and benchmarks."""

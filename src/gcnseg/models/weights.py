@@ -1,0 +1,113 @@
+"""Load pretrained backbone weights from a local file or a URL (downloaded once, then cached).
+
+Every failure a user can cause (missing file, corrupt file, weights for another architecture) is a
+one-line `GcnsegError` naming the file, never a traceback from deep inside `load_state_dict`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import torch
+from torch import nn
+
+from gcnseg.download import download_file
+from gcnseg.errors import GcnsegError
+
+# torchvision/torch.hub naming: `resnet50-0676ba61.pth` carries a sha256 prefix of the file.
+_NAME_HASH = re.compile(r"-([0-9a-f]{8,64})\.[^.]+$")
+_SHOWN_KEYS = 3
+
+
+def default_cache_dir() -> Path:
+    """`$GCNSEG_CACHE/weights`, else `~/.cache/gcnseg/weights`."""
+    root = os.environ.get("GCNSEG_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "gcnseg") / "weights"
+
+
+def load_backbone_weights(
+    backbone: nn.Module,
+    source: str,
+    *,
+    sha256: str | None = None,
+    cache_dir: Path | None = None,
+) -> None:
+    """Load `source` (a path or an http(s) URL) into `backbone` strictly."""
+    path = _resolve(source, sha256, cache_dir)
+    state_dict = _read_state_dict(path)
+    _check_compatible(backbone, state_dict, path)
+    backbone.load_state_dict(state_dict, strict=True)
+
+
+def _resolve(source: str, sha256: str | None, cache_dir: Path | None) -> Path:
+    """Local path as is; a URL is fetched into the cache (download_file reuses a verified copy)."""
+    if urlparse(source).scheme not in ("http", "https"):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise GcnsegError(f"weights file not found: {path}")
+        return path
+    name = Path(unquote(urlparse(source).path)).name
+    if not name:
+        raise GcnsegError(f"cannot tell a file name from weights URL {source}")
+    dest = (cache_dir if cache_dir is not None else default_cache_dir()) / name
+    if sha256 is None and (match := _NAME_HASH.search(name)):
+        sha256 = match.group(1)
+    return download_file(source, dest, sha256=sha256, progress=True)
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Unwrap common checkpoint layouts and the `module.` prefix DataParallel/DDP adds."""
+    try:
+        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
+        raise GcnsegError(f"cannot read weights file {path}: {_one_line(e)}") from e
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise GcnsegError(f"{path} does not hold a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _check_compatible(backbone: nn.Module, state_dict: dict[str, torch.Tensor], path: Path) -> None:
+    """Report key and shape mismatches in one line before touching the backbone's weights."""
+    expected = backbone.state_dict()
+    # BatchNorm fills in a missing `num_batches_tracked` (old checkpoints predate it).
+    missing = [
+        k for k in expected if k not in state_dict and not k.endswith(".num_batches_tracked")
+    ]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [
+        f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+        for k, v in state_dict.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    problems = [
+        f"{label}: {_first(items)}"
+        for label, items in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatch (file vs model)", mismatched),
+        )
+        if items
+    ]
+    if problems:
+        raise GcnsegError(f"{path} does not fit {type(backbone).__name__}: " + "; ".join(problems))
+
+
+def _first(items: list[str]) -> str:
+    shown = ", ".join(items[:_SHOWN_KEYS])
+    return shown if len(items) <= _SHOWN_KEYS else f"{shown} (+{len(items) - _SHOWN_KEYS} more)"
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

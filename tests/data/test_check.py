@@ -1,0 +1,164 @@
+"""`gcnseg data check`: the report on the real sample, each problem category, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gcnseg.cli import main
+from gcnseg.data.check import CheckReport, check_dataset
+
+WRONG_FORMAT = {"Abyssinian_34.jpg": "GIF", "Abyssinian_5.jpg": "PNG"}
+
+
+@pytest.fixture(scope="module")
+def pets_report(pets_root: Path) -> CheckReport:
+    return check_dataset(pets_root, progress=False)
+
+
+def test_real_sample_report(pets_report: CheckReport, pets_root: Path) -> None:
+    report = pets_report
+    assert report.layout == "oxford-pets"
+    assert report.classes == ["background", "cat", "dog"]
+    assert report.pairs == 506
+    assert len(report.usable) == 506
+    assert report.images_per_class == {"cat": 329, "dog": 177}
+    assert len(report.wrong_format) == 2
+    for line, (name, actual) in zip(sorted(report.wrong_format), sorted(WRONG_FORMAT.items())):
+        assert line.startswith(str(pets_root / "images" / name))
+        assert f"{actual} content" in line
+    assert len(report.strays) == 3 and all(s.endswith(".mat") for s in report.strays)
+    assert report.problems == 0
+    assert report.unreadable == report.size_mismatch == report.bad_mask_values == []
+    assert report.sizes["width"][0] <= report.sizes["width"][1] <= report.sizes["width"][2]
+    text = report.format()
+    assert "506 pairs, 506 usable" in text
+    assert "stray files: 3" in text
+
+
+def _bad_folder_dataset(root: Path) -> Path:
+    """2 good pairs, a corrupt image, a size mismatch, a mask value 7 (2 classes), an orphan image."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "classes.yaml").write_text("names: [background, thing]\n")
+    mask = np.zeros((6, 8), np.uint8)
+    mask[2:4, 2:6] = 1
+    for stem in ("good1", "good2", "mismatch", "badvalue"):
+        Image.new("RGB", (8, 6), (90, 90, 90)).save(root / "images" / f"{stem}.png")
+    for stem in ("good1", "good2", "corrupt"):
+        Image.fromarray(mask).save(root / "masks" / f"{stem}.png")
+    (root / "images" / "corrupt.jpg").write_bytes(os.urandom(1500))
+    Image.fromarray(np.zeros((5, 8), np.uint8)).save(root / "masks" / "mismatch.png")
+    bad = mask.copy()
+    bad[0, 0] = 7
+    Image.fromarray(bad).save(root / "masks" / "badvalue.png")
+    Image.new("RGB", (8, 6)).save(root / "images" / "orphan.png")
+    return root
+
+
+def test_problem_categories(tmp_path: Path) -> None:
+    root = _bad_folder_dataset(tmp_path)
+    report = check_dataset(root, progress=False)
+    assert report.layout == "folders"
+    assert report.pairs == 5
+    assert report.usable == ["good1", "good2"]
+    assert len(report.unreadable) == 1 and str(root / "images" / "corrupt.jpg") in report.unreadable[0]
+    assert len(report.size_mismatch) == 1 and report.size_mismatch[0].startswith("mismatch:")
+    assert "8x6" in report.size_mismatch[0] and "8x5" in report.size_mismatch[0]
+    assert len(report.bad_mask_values) == 1
+    assert str(root / "masks" / "badvalue.png") in report.bad_mask_values[0]
+    assert "[7]" in report.bad_mask_values[0]
+    assert report.images_without_mask == [str(root / "images" / "orphan.png")]
+    assert report.wrong_format == []  # undecodable content has no format to compare
+    assert report.problems == 3
+    assert report.images_per_class == {"background": 2, "thing": 2}
+    assert report.sizes == {"width": [8, 8, 8], "height": [6, 6, 6]}
+
+
+def test_wrong_format_named_and_multi_picture_jpeg_not(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "classes.yaml").write_text("names: [background, thing]\n")
+    Image.new("RGB", (4, 4)).save(tmp_path / "images" / "png.jpg", format="PNG")
+    Image.new("RGB", (4, 4)).save(
+        tmp_path / "images" / "phone.jpg",
+        format="MPO",
+        save_all=True,
+        append_images=[Image.new("RGB", (4, 4))],
+    )
+    Image.new("RGB", (4, 4)).save(tmp_path / "images" / "plain.jpg")
+    for stem in ("png", "phone", "plain"):
+        Image.new("L", (4, 4)).save(tmp_path / "masks" / f"{stem}.png")
+    report = check_dataset(tmp_path, progress=False)
+    assert report.wrong_format == [f"{tmp_path / 'images' / 'png.jpg'}: PNG content named .jpg"]
+    assert report.usable == ["phone", "plain", "png"]
+
+
+def test_cli_json_matches(
+    pets_root: Path, pets_report: CheckReport, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Decoding 506 images twice would double the runtime: the CLI gets the report already made
+    # above (check_dataset itself is tested there; the CLI is tested for its arguments and JSON).
+    calls = []
+
+    def cached_check(root: Path, *, progress: bool = True) -> CheckReport:
+        calls.append((Path(root), progress))
+        return pets_report
+
+    monkeypatch.setattr("gcnseg.data.check.check_dataset", cached_check)
+    assert main(["data", "check", str(pets_root), "--json"]) == 0
+    assert calls == [(pets_root, False)]  # no progress bar mixed into the JSON
+    data = json.loads(capsys.readouterr().out)
+    assert data["pairs"] == 506
+    assert data["usable"] == 506
+    assert data["images_per_class"] == {"cat": 329, "dog": 177}
+    assert len(data["wrong_format"]) == 2
+    assert len(data["strays"]) == 3
+    assert data["problems"] == 0
+    assert data == json.loads(json.dumps(pets_report.to_dict()))
+
+
+def test_cli_strict(tmp_path: Path, capsys) -> None:
+    root = _bad_folder_dataset(tmp_path / "bad")
+    assert main(["data", "check", str(root), "--json", "--strict"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert (data["pairs"], data["usable"], data["problems"]) == (5, 2, 3)
+    assert main(["data", "check", str(root), "--json"]) == 0  # without --strict: report only
+    capsys.readouterr()
+
+    good = tmp_path / "good"
+    (good / "images").mkdir(parents=True)
+    (good / "masks").mkdir()
+    (good / "classes.yaml").write_text("names: [background, thing]\n")
+    Image.new("RGB", (4, 4)).save(good / "images" / "a.png")
+    Image.new("L", (4, 4)).save(good / "masks" / "a.png")
+    assert main(["data", "check", str(good), "--strict"]) == 0
+    assert "1 pairs, 1 usable" in capsys.readouterr().out
+
+
+def _assert_one_error_line(err: str, path: Path) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gcnseg: error: ")
+    assert str(path) in lines[0]
+
+
+def test_cli_missing_root(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "nonexistent"
+    assert main(["data", "check", str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    _assert_one_error_line(captured.err, missing)
+
+
+def test_cli_no_pairs(tmp_path: Path, capsys) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "classes.yaml").write_text("names: [background, thing]\n")
+    assert main(["data", "check", str(tmp_path)]) == 2
+    _assert_one_error_line(capsys.readouterr().err, tmp_path)

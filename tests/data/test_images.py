@@ -1,0 +1,155 @@
+"""read_image / read_mask: whatever the real format behind the extension, HxWx3 uint8 or one-line errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gcnseg.data.images import image_format, read_image, read_mask
+from gcnseg.errors import GcnsegError
+
+
+def _assert_rgb(array: np.ndarray, size: tuple[int, int]) -> None:
+    """HxWx3 uint8 with (width, height) == size."""
+    assert array.dtype == np.uint8
+    assert array.ndim == 3 and array.shape[2] == 3
+    assert (array.shape[1], array.shape[0]) == size
+
+
+def test_gif_named_jpg(pets_root: Path) -> None:
+    path = pets_root / "images" / "Abyssinian_34.jpg"
+    with Image.open(path) as image:
+        assert image.format == "GIF"
+        size = image.size
+        expected = np.asarray(image.convert("RGB"))
+    array = read_image(path)
+    _assert_rgb(array, size)
+    np.testing.assert_array_equal(array, expected)
+    assert array.std() > 0  # a real photo, not a blank frame
+
+
+def test_rgba_png_named_jpg(pets_root: Path) -> None:
+    path = pets_root / "images" / "Abyssinian_5.jpg"
+    with Image.open(path) as image:
+        assert (image.format, image.mode) == ("PNG", "RGBA")
+        size = image.size
+    array = read_image(path)
+    _assert_rgb(array, size)
+    assert array.std() > 0
+
+
+def test_grey_l(tmp_path: Path) -> None:
+    values = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    path = tmp_path / "grey.png"
+    Image.fromarray(values, mode="L").save(path)
+    array = read_image(path)
+    _assert_rgb(array, (4, 3))
+    for channel in range(3):
+        np.testing.assert_array_equal(array[..., channel], values)
+
+
+def test_palette_p(tmp_path: Path) -> None:
+    image = Image.new("P", (3, 2))
+    image.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * (253 * 3))
+    image.putdata([0, 1, 2, 2, 1, 0])
+    path = tmp_path / "palette.png"
+    image.save(path)
+    with Image.open(path) as reopened:
+        assert reopened.mode == "P"
+    array = read_image(path)
+    _assert_rgb(array, (3, 2))
+    red, green, blue = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+    assert [tuple(v) for v in array[0]] == [red, green, blue]
+    assert [tuple(v) for v in array[1]] == [blue, green, red]
+
+
+def test_16_bit_scales_to_8_bit(tmp_path: Path) -> None:
+    values = np.array([[0, 257, 32768, 65535]], dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(values).save(path)
+    with Image.open(path) as reopened:
+        assert reopened.mode == "I;16"
+    array = read_image(path)
+    _assert_rgb(array, (4, 1))
+    assert array[0, :, 0].tolist() == [0, 1, 127, 255]
+    assert (array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all()
+
+
+def test_rgba_transparent_area_is_white(tmp_path: Path) -> None:
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[0, 0] = (10, 20, 30, 255)  # opaque: kept
+    rgba[0, 1] = (200, 0, 0, 0)  # fully transparent red: must not stay red
+    rgba[1, :] = (0, 0, 0, 0)  # fully transparent black
+    path = tmp_path / "alpha.jpg"  # content PNG, named .jpg as in the release
+    Image.fromarray(rgba, mode="RGBA").save(path, format="PNG")
+    array = read_image(path)
+    _assert_rgb(array, (2, 2))
+    assert tuple(array[0, 0]) == (10, 20, 30)
+    assert tuple(array[0, 1]) == (255, 255, 255)
+    assert (array[1] == 255).all()
+
+
+def test_multi_picture_jpeg_reads_first_frame(tmp_path: Path) -> None:
+    path = tmp_path / "phone.jpg"
+    first = Image.new("RGB", (8, 6), (0, 0, 0))
+    first.save(path, format="MPO", save_all=True, append_images=[Image.new("RGB", (8, 6), "red")])
+    assert image_format(path) == "MPO"
+    array = read_image(path)
+    _assert_rgb(array, (8, 6))
+    assert array.max() < 20  # first frame (black), not the red second one
+
+
+def _assert_one_line_naming(exc: pytest.ExceptionInfo[GcnsegError], path: Path) -> None:
+    message = str(exc.value)
+    assert str(path) in message
+    assert "\n" not in message
+
+
+def test_corrupt_file(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.jpg"
+    path.write_bytes(os.urandom(2048))
+    with pytest.raises(GcnsegError) as exc:
+        read_image(path)
+    _assert_one_line_naming(exc, path)
+    with pytest.raises(GcnsegError) as exc:
+        read_mask(path)
+    _assert_one_line_naming(exc, path)
+    assert image_format(path) is None
+
+
+def test_truncated_jpeg(tmp_path: Path) -> None:
+    full = tmp_path / "full.jpg"
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(full, quality=95)
+    path = tmp_path / "truncated.jpg"
+    path.write_bytes(full.read_bytes()[:600])
+    with pytest.raises(GcnsegError) as exc:
+        read_image(path)
+    _assert_one_line_naming(exc, path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "missing.jpg"
+    with pytest.raises(GcnsegError) as exc:
+        read_image(path)
+    _assert_one_line_naming(exc, path)
+    assert "not found" in str(exc.value)
+
+
+def test_read_mask_values_and_rgb_rejected(tmp_path: Path) -> None:
+    values = np.array([[0, 1, 2], [255, 1, 0]], np.uint8)
+    path = tmp_path / "mask.png"
+    Image.fromarray(values, mode="L").save(path)
+    mask = read_mask(path)
+    assert mask.dtype == np.uint8
+    np.testing.assert_array_equal(mask, values)
+
+    rgb = tmp_path / "rgb_mask.png"
+    Image.new("RGB", (3, 2)).save(rgb)
+    with pytest.raises(GcnsegError) as exc:
+        read_mask(rgb)
+    _assert_one_line_naming(exc, rgb)

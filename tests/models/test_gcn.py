@@ -1,0 +1,115 @@
+"""The GCN model family: shapes at any size, the paper's modules, and the pretrained backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gcnseg.data.images import read_image
+from gcnseg.models import create_model, list_models
+from gcnseg.models.layers import BoundaryRefine, GCNBlock
+
+PETS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "oxford-pets-sample"
+
+
+@pytest.mark.parametrize(
+    "name", ["gcn_efficientnet_lite0", "gcn_k1_efficientnet_lite0", "gcn_resnet18"]
+)
+@pytest.mark.parametrize("size", [(333, 479), (64, 64), (97, 65)])
+def test_output_matches_input_size(name: str, size: tuple[int, int]) -> None:
+    model = create_model(name, num_classes=3, backbone_weights="random").eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, *size))
+    assert out.shape == (1, 3, *size)
+
+
+def test_boundary_refine_has_relu_branch() -> None:
+    br = BoundaryRefine(1)
+    with torch.no_grad():
+        for conv in (br.conv1, br.conv2):
+            conv.weight.zero_()
+            conv.weight[0, 0, 1, 1] = 1.0  # identity kernels
+            conv.bias.zero_()
+    x = torch.tensor([-2.0, 3.0]).view(1, 1, 1, 2)
+    # x + conv(relu(conv(x))) = x + relu(x); the seed's x + conv(x) would give 2x.
+    assert torch.equal(br(x), torch.tensor([-2.0, 6.0]).view(1, 1, 1, 2))
+
+
+def test_boundary_refine_starts_as_identity() -> None:
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(BoundaryRefine(3)(x), x)
+
+
+def test_gcn_block_kernel_shapes() -> None:
+    block = GCNBlock(16, 3, 15)
+    assert [c.kernel_size for c in block.left] == [(15, 1), (1, 15)]
+    assert [c.kernel_size for c in block.right] == [(1, 15), (15, 1)]
+    assert all(c.bias is not None for c in [*block.left, *block.right])
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.ReLU)) for m in block.modules())
+
+
+def test_k1_baseline_is_a_plain_score_layer() -> None:
+    model = create_model("gcn_k1_efficientnet_lite0", num_classes=3, backbone_weights="random")
+    blocks = list(model.decoder.gcn)
+    assert all(b.kernel_size == 1 and b.score.kernel_size == (1, 1) for b in blocks)
+    assert "gcn_k1_resnet50" in list_models("gcn_k1_*")
+
+
+def test_kernel_size_and_width_are_configurable() -> None:
+    model = create_model(
+        "gcn_efficientnet_lite0",
+        num_classes=3,
+        backbone_weights="random",
+        kernel_size=7,
+        decoder_width=16,
+    )
+    assert model.decoder.gcn[0].left[0].kernel_size == (7, 1)
+    assert model.decoder.gcn[0].left[0].out_channels == 16
+    assert model(torch.rand(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+def test_freeze_options() -> None:
+    model = create_model(
+        "gcn_resnet18", num_classes=3, backbone_weights="random", freeze_bn=True, freeze_stem=True
+    )
+    model.train()
+    assert not model.backbone.conv1.weight.requires_grad
+    assert not model.backbone.layer1[0].bn1.training
+    assert not model.backbone.layer1[0].bn1.weight.requires_grad
+    assert model.decoder.gcn[0].left[0].weight.requires_grad
+
+
+def test_unknown_model_lists_known_names() -> None:
+    from gcnseg.errors import GcnsegError
+
+    with pytest.raises(GcnsegError, match="gcn_efficientnet_lite0"):
+        create_model("gcn_nope", num_classes=3)
+
+
+def test_resnet_without_offline_weights_asks_for_a_file() -> None:
+    from gcnseg.errors import GcnsegError
+
+    with pytest.raises(GcnsegError, match="--backbone-weights"):
+        create_model("gcn_resnet50", num_classes=3)
+
+
+@pytest.mark.skipif(not PETS.is_dir(), reason=f"Oxford-IIIT Pet sample not found at {PETS}")
+@pytest.mark.parametrize(
+    ("image", "low", "high"), [("Abyssinian_10", 281, 285), ("american_bulldog_10", 151, 268)]
+)
+def test_pretrained_lite0_recognises_pets(image: str, low: int, high: int) -> None:
+    """ImageNet top-5 holds a cat (281-285) / dog (151-268) class with gcnseg's preprocessing.
+
+    This proves the shipped weights, the RGB order and the normalisation used by the model.
+    """
+    model = create_model("gcn_efficientnet_lite0", num_classes=3).eval()
+    rgb = read_image(PETS / "images" / f"{image}.jpg")
+    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float()[None] / 255
+    x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", antialias=True)
+    with torch.no_grad():  # the same normalisation the segmentation model applies inside
+        top5 = model.backbone.classify((x - model.mean) / model.std).topk(5).indices[0].tolist()
+    assert any(low <= c <= high for c in top5), top5

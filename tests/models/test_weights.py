@@ -1,0 +1,178 @@
+"""Loading backbone weights: checkpoint layouts, one-line errors, and URL download into a cache."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+
+from gcnseg.errors import GcnsegError
+from gcnseg.models.backbones import BACKBONES
+from gcnseg.models.backbones import resnet as _resnet  # noqa: F401  (registers the family)
+from gcnseg.models.weights import default_cache_dir, load_backbone_weights
+
+
+def resnet18() -> torch.nn.Module:
+    return BACKBONES["resnet18"].builder()
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+@pytest.fixture(scope="module")
+def trained() -> torch.nn.Module:
+    """A resnet18 whose buffers differ from a fresh one, so a round trip proves they were loaded."""
+    model = resnet18()
+    for name, buf in model.named_buffers():
+        buf.copy_(torch.randint_like(buf, 2, 9) if "num_batches" in name else torch.rand_like(buf))
+    return model
+
+
+def save(tmp_path: Path, state_dict: dict, name: str = "weights.pth") -> Path:
+    path = tmp_path / name
+    torch.save(state_dict, path)
+    return path
+
+
+def test_round_trip_through_ddp_checkpoint(tmp_path: Path, trained: torch.nn.Module) -> None:
+    sd = {"state_dict": {"module." + k: v for k, v in trained.state_dict().items()}}
+    fresh = resnet18()
+    load_backbone_weights(fresh, str(save(tmp_path, sd)))
+    assert_same_weights(fresh, trained)
+
+
+def test_plain_and_model_layouts_load(tmp_path: Path, trained: torch.nn.Module) -> None:
+    for i, sd in enumerate([trained.state_dict(), {"model": trained.state_dict()}]):
+        fresh = resnet18()
+        load_backbone_weights(fresh, str(save(tmp_path, sd, f"{i}.pth")))
+        assert_same_weights(fresh, trained)
+
+
+def test_old_checkpoint_without_num_batches_tracked_loads(
+    tmp_path: Path, trained: torch.nn.Module
+) -> None:
+    # torchvision's older ImageNet files predate the num_batches_tracked buffer.
+    sd = {k: v for k, v in trained.state_dict().items() if not k.endswith("num_batches_tracked")}
+    fresh = resnet18()
+    load_backbone_weights(fresh, str(save(tmp_path, sd)))
+    assert torch.equal(fresh.layer1[0].bn1.running_mean, trained.layer1[0].bn1.running_mean)
+
+
+def test_missing_key_is_a_one_line_error(tmp_path: Path, trained: torch.nn.Module) -> None:
+    sd = dict(trained.state_dict())
+    del sd["layer3.1.conv2.weight"]
+    path = save(tmp_path, sd)
+    with pytest.raises(GcnsegError) as info:
+        load_backbone_weights(resnet18(), str(path))
+    message = str(info.value)
+    assert "layer3.1.conv2.weight" in message
+    assert str(path) in message
+    assert "\n" not in message
+
+
+def test_unexpected_keys_and_shape_mismatch_are_reported(
+    tmp_path: Path, trained: torch.nn.Module
+) -> None:
+    sd = dict(trained.state_dict())
+    sd["fc.weight"] = torch.zeros(10, 512)
+    sd["head.extra"] = torch.zeros(1)
+    fresh = resnet18()
+    before = fresh.conv1.weight.clone()
+    with pytest.raises(GcnsegError, match=r"head\.extra.*fc\.weight \(10, 512\) vs \(1000, 512\)"):
+        load_backbone_weights(fresh, str(save(tmp_path, sd)))
+    assert torch.equal(fresh.conv1.weight, before)  # nothing half-loaded
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(GcnsegError, match=r"nope\.pth"):
+        load_backbone_weights(resnet18(), str(tmp_path / "nope.pth"))
+
+
+def test_corrupt_file_is_a_gcnseg_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.pth"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(GcnsegError, match=r"bad\.pth"):
+        load_backbone_weights(resnet18(), str(path))
+
+
+def test_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GCNSEG_CACHE", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "weights"
+
+
+class _Server:
+    """A loopback HTTP server over one directory that counts the requests it answers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.requests = 0
+        server = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests += 1
+                super().do_GET()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
+        )
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[_Server]:
+    root = tmp_path / "served"
+    root.mkdir()
+    srv = _Server(root)
+    thread = threading.Thread(target=srv.httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+    thread.join()
+
+
+def serve_weights(server: _Server, model: torch.nn.Module, *, good_hash: bool) -> str:
+    """Save `model` as torchvision-style `resnet18-<sha256 prefix>.pth`; return its URL."""
+    tmp = save(server.root, model.state_dict(), "tmp.pth")
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]
+    if not good_hash:
+        digest = "".join("0" if c != "0" else "1" for c in digest)
+    name = f"resnet18-{digest}.pth"
+    tmp.rename(server.root / name)
+    return f"{server.url}/{name}"
+
+
+def test_url_is_downloaded_once_into_cache(
+    server: _Server, tmp_path: Path, trained: torch.nn.Module
+) -> None:
+    url = serve_weights(server, trained, good_hash=True)
+    cache = tmp_path / "cache"
+    for _ in range(2):
+        fresh = resnet18()
+        load_backbone_weights(fresh, url, cache_dir=cache)
+        assert_same_weights(fresh, trained)
+    assert (cache / url.rsplit("/", 1)[1]).is_file()
+    assert server.requests == 1
+
+
+def test_url_with_wrong_name_hash_fails(
+    server: _Server, tmp_path: Path, trained: torch.nn.Module
+) -> None:
+    url = serve_weights(server, trained, good_hash=False)
+    with pytest.raises(GcnsegError):
+        load_backbone_weights(resnet18(), url, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / url.rsplit("/", 1)[1]).exists()
