@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -111,9 +112,9 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
     models.add_argument("--pattern", default="*")
     models.set_defaults(func=cmd_models)
 
-    export = sub.add_parser("export", help="export a checkpoint to ONNX")
+    export = sub.add_parser("export", help="export a checkpoint to ONNX, or a slim fp16 .pt")
     export.add_argument("--checkpoint", required=True)
-    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--out", type=Path, required=True, help="model.onnx, or release.pt (fp16)")
     export.add_argument("--opset", type=int, default=17)
     export.set_defaults(func=cmd_export)
 
@@ -130,7 +131,9 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gcnseg", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="gcnseg", description="Semantic segmentation with Global Convolutional Networks."
+    )
     parser.add_argument("--version", action="version", version=f"gcnseg {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_tools(sub)
+    from gcnseg.engine.bench import add_bench_arguments
+
+    bench = sub.add_parser("bench", help="measure GFLOPs, img/s, latency and peak memory")
+    add_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -199,9 +207,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gcnseg.config import load_config
     from gcnseg.engine.train import train
 
-    cfg = None if args.resume else load_config(args.config, train_overrides(args))
-    run_dir = train(cfg, resume=args.resume)
-    print(f"run folder: {run_dir}")
+    if args.resume:  # the run's own config, changed only by explicit --set / flags
+        run_dir = train(None, resume=args.resume, resume_overrides=train_overrides(args))
+    else:
+        run_dir = train(load_config(args.config, train_overrides(args)))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the job
+        print(f"run folder: {run_dir}")
     return 0
 
 
@@ -254,18 +265,22 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from gcnseg.engine.export import export_checkpoint
+    if args.out.suffix == ".pt":
+        from gcnseg.engine.checkpoint import save_release
 
-    path = export_checkpoint(args.checkpoint, args.out, opset=args.opset)
+        path = save_release(args.checkpoint, args.out)
+    else:
+        from gcnseg.engine.export import export_checkpoint
+
+        path = export_checkpoint(args.checkpoint, args.out, opset=args.opset)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from gcnseg.engine.bench import run_from_args
+    from gcnseg.engine.bench import bench_from_args
 
-    run_from_args(args)
-    return 0
+    return bench_from_args(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

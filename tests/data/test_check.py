@@ -29,7 +29,9 @@ def test_real_sample_report(pets_report: CheckReport, pets_root: Path) -> None:
     assert len(report.usable) == 506
     assert report.images_per_class == {"cat": 329, "dog": 177}
     assert len(report.wrong_format) == 2
-    for line, (name, actual) in zip(sorted(report.wrong_format), sorted(WRONG_FORMAT.items())):
+    for line, (name, actual) in zip(
+        sorted(report.wrong_format), sorted(WRONG_FORMAT.items()), strict=True
+    ):
         assert line.startswith(str(pets_root / "images" / name))
         assert f"{actual} content" in line
     assert len(report.strays) == 3 and all(s.endswith(".mat") for s in report.strays)
@@ -67,7 +69,9 @@ def test_problem_categories(tmp_path: Path) -> None:
     assert report.layout == "folders"
     assert report.pairs == 5
     assert report.usable == ["good1", "good2"]
-    assert len(report.unreadable) == 1 and str(root / "images" / "corrupt.jpg") in report.unreadable[0]
+    assert (
+        len(report.unreadable) == 1 and str(root / "images" / "corrupt.jpg") in report.unreadable[0]
+    )
     assert len(report.size_mismatch) == 1 and report.size_mismatch[0].startswith("mismatch:")
     assert "8x6" in report.size_mismatch[0] and "8x5" in report.size_mismatch[0]
     assert len(report.bad_mask_values) == 1

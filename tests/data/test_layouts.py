@@ -142,13 +142,13 @@ def test_folders_colors_must_match_names(tmp_path: Path) -> None:
 def test_bad_classes_file(tmp_path: Path) -> None:
     root = _folders(tmp_path, ["a"])
     (root / "classes.yaml").write_text("just a string\n")
-    with pytest.raises(GcnsegError, match="classes.yaml: bad class file"):
+    with pytest.raises(GcnsegError, match=r"classes\.yaml: bad class file"):
         index_dataset(root)
 
 
 def test_missing_classes_file(tmp_path: Path) -> None:
     root = _folders(tmp_path, ["a"])
-    with pytest.raises(GcnsegError, match="no classes.yaml") as exc:
+    with pytest.raises(GcnsegError, match=r"no classes\.yaml") as exc:
         index_dataset(root)
     assert str(root) in str(exc.value)
 

@@ -210,3 +210,18 @@ def test_predict_draws_a_panel_when_ground_truth_exists(trained_run: Path, tmp_p
     )
     panel = Image.open(tmp_path / "Abyssinian_10_panel.png")
     assert panel.width == 3 * Image.open(image).width
+
+
+def test_release_is_fp16_and_loads_by_path(trained_run: Path, tmp_path) -> None:
+    from gcnseg.engine.checkpoint import save_release
+
+    out = save_release(trained_run / "best.pt", tmp_path / "release.pt")
+    payload = load_checkpoint(out)
+    assert "optimizer" not in payload
+    assert all(v.dtype == torch.float16 for v in payload["model"].values() if v.is_floating_point())
+    model, _, _ = model_from_checkpoint(payload)
+    full, _, _ = model_from_checkpoint(load_checkpoint(trained_run / "best.pt"))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        agree = (model(x).argmax(1) == full(x).argmax(1)).float().mean()
+    assert agree > 0.99

@@ -14,6 +14,10 @@ import torch.nn.functional as F
 
 from gcnseg.data.layouts import IGNORE_INDEX
 
+# Pixel-centre-aligned nearest neighbour, like the bilinear image resize and `unletterbox`;
+# cv2.INTER_NEAREST (albumentations' default) samples corners, shifting labels off the image.
+MASK_INTERPOLATION = cv2.INTER_NEAREST_EXACT
+
 
 def train_transform(
     crop_size: int, scale: tuple[float, float] = (0.5, 2.0), jitter: float = 0.3
@@ -21,8 +25,12 @@ def train_transform(
     """Longer side to crop size, random scale, crop/pad (padding is ignore, not background), flip, jitter."""
     return A.Compose(
         [
-            A.LongestMaxSize(max_size=crop_size),
-            A.RandomScale(scale_limit=(scale[0] - 1, scale[1] - 1), p=1.0),
+            A.LongestMaxSize(max_size=crop_size, mask_interpolation=MASK_INTERPOLATION),
+            A.RandomScale(
+                scale_limit=(scale[0] - 1, scale[1] - 1),
+                mask_interpolation=MASK_INTERPOLATION,
+                p=1.0,
+            ),
             A.PadIfNeeded(
                 crop_size,
                 crop_size,
@@ -41,7 +49,7 @@ def eval_transform(size: int) -> A.Compose:
     """Keep the aspect ratio: longer side to `size`, pad bottom/right to a square (see `unletterbox`)."""
     return A.Compose(
         [
-            A.LongestMaxSize(max_size=size),
+            A.LongestMaxSize(max_size=size, mask_interpolation=MASK_INTERPOLATION),
             A.PadIfNeeded(
                 size,
                 size,

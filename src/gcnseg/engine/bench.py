@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import math
 import os
@@ -79,26 +80,25 @@ def run_bench(
     json_out: Path | None = None,
     markdown: bool = False,
 ) -> list[dict[str, Any]]:
-    """Benchmark every model × size × mode; print a table (markdown if asked) and return the rows.
+    """Benchmark every size × model × mode; print a table (markdown if asked) and return the rows.
 
     Progress goes to stderr and the table to stdout, so `> bench.md` captures just the table.
+    `json_out` is rewritten after every configuration: a long run cut short keeps what it measured.
     """
     _check_names(models, modes)
     settings = {"repeats": repeats, "warmup": warmup, "batch_size": batch_size, "threads": threads}
-    configs = [(m, s, mode) for m in models for s in sizes for mode in modes]
+    configs = [(m, s, mode) for s in sizes for m in models for mode in modes]
+    meta = environment(settings)
     rows = []
     with tempfile.TemporaryDirectory(prefix="gcnseg-bench-") as tmp:
         exports: dict[str, str] = {}
         for i, (model, size, mode) in enumerate(configs, 1):
             spec = {"model": model, "size": size, "mode": mode, **settings}
-            if MODES[mode].onnx:
-                spec["onnx_path"] = exports.get(model) or _export(model, Path(tmp))
-                exports[model] = spec["onnx_path"]
-            rows.append(_run_worker(spec))
+            onnx = MODES[mode].onnx
+            rows.append(_run_onnx(spec, exports, Path(tmp)) if onnx else _run_worker(spec))
             print(f"[{i}/{len(configs)}] {_summary(rows[-1])}", file=sys.stderr, flush=True)
-    meta = environment(settings)
-    if json_out is not None:
-        write_json(json_out, {"meta": meta, "results": rows})
+            if json_out is not None:
+                write_json(json_out, {"meta": meta, "results": rows})
     print(markdown_table(rows, meta) if markdown else text_table(rows))
     return rows
 
@@ -114,13 +114,19 @@ def _check_names(models: Sequence[str], modes: Sequence[str]) -> None:
         raise GcnsegError(f"unknown mode(s) {', '.join(unknown_modes)}; known: {', '.join(MODES)}")
 
 
-def _export(model_name: str, folder: Path) -> str:
-    """Export in the parent, so the ONNX worker's peak RSS is ONNX Runtime's, not the tracer's."""
+def _run_onnx(spec: dict[str, Any], exports: dict[str, str], folder: Path) -> dict[str, Any]:
+    """Export in the parent (once per model), so the worker's peak RSS is ONNX Runtime's alone."""
     from gcnseg.engine.export import export_onnx
 
-    path = folder / f"{model_name}.onnx"
-    export_onnx(build_model(model_name), path, classes=PETS, model_name=model_name)
-    return str(path)
+    name = spec["model"]
+    if name not in exports:
+        path = folder / f"{name}.onnx"
+        try:
+            export_onnx(build_model(name), path, classes=PETS, model_name=name)
+        except GcnsegError as exc:  # e.g. onnx not installed: the torch rows still count
+            return _error_row(spec, str(exc))
+        exports[name] = str(path)
+    return _run_worker(spec | {"onnx_path": exports[name]})
 
 
 def _run_worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -130,24 +136,31 @@ def _run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         if line.startswith(RESULT_PREFIX):
             return json.loads(line[len(RESULT_PREFIX) :])
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-    error = lines[-1] if lines else f"worker exited with status {done.returncode}"
-    keys = ("model", "size", "mode", "batch_size")
-    return {k: spec[k] for k in keys} | {"error": error}
+    return _error_row(spec, lines[-1] if lines else f"worker exited with {done.returncode}")
+
+
+def _error_row(spec: dict[str, Any], error: str) -> dict[str, Any]:
+    return {k: spec[k] for k in ("model", "size", "mode", "batch_size")} | {"error": error}
 
 
 def environment(settings: dict[str, Any]) -> dict[str, Any]:
     """What the numbers depend on, stored beside them."""
-    import onnxruntime
-
     return {
         "cpu": _cpu_name(),
         "cores": _cores(),
         "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime": _version("onnxruntime"),
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         **settings,
     }
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _cores() -> int | None:

@@ -69,3 +69,16 @@ def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, Config, C
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
     model.load_state_dict(state)
     return model.eval(), config, classes
+
+
+def save_release(source: str | Path, out: str | Path) -> Path:
+    """A slim fp16 copy for shipping: weights, config, classes and metrics; no optimizer state."""
+    payload = load_checkpoint(source)
+    release = {
+        "model": {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()},
+        "config": payload["config"],
+        "classes": payload["classes"],
+        "metrics": payload.get("metrics", {}),
+    }
+    save_checkpoint(out, release)
+    return Path(out)

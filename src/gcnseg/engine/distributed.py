@@ -59,6 +59,14 @@ def all_reduce_mean(value: float, device: torch.device) -> float:
     return all_reduce_sum([value], device)[0] / dist.get_world_size()
 
 
+def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
+    """Give every rank rank `src`'s buffers (BatchNorm statistics); a no-op in one process."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer, src)
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

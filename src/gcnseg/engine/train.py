@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from gcnseg.config import Config, config_from_dict
+from gcnseg.config import Config, apply_overrides, config_from_dict
 from gcnseg.data.dataset import SegmentationDataset, default_workers, make_loader
 from gcnseg.data.layouts import ClassSet, DatasetIndex, index_dataset
 from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
@@ -35,6 +35,7 @@ from gcnseg.engine.distributed import (
     all_reduce_mean,
     all_reduce_sum,
     barrier,
+    broadcast_buffers,
     cleanup_distributed,
     init_distributed,
 )
@@ -142,11 +143,21 @@ def make_run_dir(cfg: Config) -> Path:
     return Path(cfg.train.output) / name
 
 
-def train(cfg: Config, *, resume: Path | None = None, progress_bar: bool = True) -> Path:
-    """Train per `cfg` (or continue the run in `resume`); return the run folder."""
+def train(
+    cfg: Config | None,
+    *,
+    resume: Path | None = None,
+    resume_overrides: list[str] | None = None,
+    progress_bar: bool = True,
+) -> Path:
+    """Train per `cfg`, or continue the run in `resume` with its saved config.
+
+    `resume_overrides` change settings of the resumed run, e.g. `train.threads=2` or
+    `train.epochs=40` when there is more time; the data order stays that of the seed.
+    """
     if resume is not None:
         state = load_checkpoint(Path(resume) / "last.pt")
-        cfg = config_from_dict(state["config"])
+        cfg = config_from_dict(apply_overrides(state["config"], resume_overrides or []))
         run_dir = Path(resume)
     else:
         state, run_dir = None, make_run_dir(cfg)
@@ -184,6 +195,11 @@ def _train(
         freeze_stem=cfg.model.freeze_stem,
     )
     if cfg.train.sync_bn and info.enabled:
+        if device.type != "cuda":  # DDP refuses SyncBatchNorm on CPU modules (a ValueError)
+            raise GcnsegError(
+                "train.sync_bn needs CUDA GPUs (PyTorch's SyncBatchNorm does not run on the CPU); "
+                "on the CPU, BatchNorm statistics stay per process"
+            )
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
     if cfg.train.channels_last:
@@ -227,7 +243,8 @@ def _train(
         torch.set_rng_state(state["torch_rng"])
         if info.is_main:
             _truncate_jsonl(run_dir / "metrics.jsonl", "epoch", progress.epoch)
-            _truncate_jsonl(run_dir / "steps.jsonl", "step", progress.global_step)
+            # step records are numbered from 1: the first `global_step` of them are done
+            _truncate_jsonl(run_dir / "steps.jsonl", "step", progress.global_step + 1)
     model_without_ddp = model
     if info.enabled:
         # static_graph: the backbones keep their ImageNet classifier (unused when segmenting);
@@ -290,6 +307,9 @@ def _train(
                 run_dir if info.is_main else None,
                 bar,
             )
+            # Without SyncBN each rank's BatchNorm statistics saw only its own batches: evaluate
+            # rank 0's (the ones last.pt saves) on every rank, so metrics.jsonl describes last.pt.
+            broadcast_buffers(model_without_ddp)
             model.eval()
             result = evaluate(
                 model_without_ddp,

@@ -54,6 +54,7 @@ def create_model(
     entry = model_entry(name)
     spec = get_backbone_spec(entry.backbone)
     backbone = build_backbone(entry.backbone, backbone_weights)
+    backbone.strip_classifier()
     model = GCN(
         backbone,
         num_classes,

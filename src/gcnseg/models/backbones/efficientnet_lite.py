@@ -133,6 +133,10 @@ class EfficientNetLite(nn.Module):
     def stem(self) -> list[nn.Module]:
         return [self._conv_stem, self._bn0]
 
+    def strip_classifier(self) -> None:
+        """Drop the ImageNet head (1.3M parameters) that segmentation never uses."""
+        self._fc = nn.Identity()
+
     def classify(self, x: Tensor) -> Tensor:
         head = self.forward(x)[-1]
         return self._fc(torch.flatten(nn.functional.adaptive_avg_pool2d(head, 1), 1))

@@ -118,6 +118,10 @@ class ResNet(nn.Module):
     def stem(self) -> list[nn.Module]:
         return [self.conv1, self.bn1]
 
+    def strip_classifier(self) -> None:
+        """Drop the ImageNet head that segmentation never uses."""
+        self.fc = nn.Identity()
+
     def classify(self, x: Tensor) -> Tensor:
         """ImageNet logits, to sanity-check that pretrained weights were loaded correctly."""
         return self.fc(torch.flatten(self.avgpool(self.forward(x)[-1]), 1))

@@ -1,0 +1,182 @@
+"""make_split: seeded, stratified, disjoint; official lists; max_side; manifests; `data split`."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gcnseg.cli import main
+from gcnseg.data.layouts import DatasetIndex, index_dataset
+from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
+from gcnseg.errors import GcnsegError
+
+
+@pytest.fixture(scope="module")
+def pets_index(pets_root: Path) -> DatasetIndex:
+    return index_dataset(pets_root)
+
+
+def _sets(manifest: dict) -> tuple[set[str], set[str], set[str]]:
+    splits = manifest["splits"]
+    return set(splits["train"]), set(splits["val"]), set(splits["test"])
+
+
+def test_seeded_split_is_deterministic(pets_index: DatasetIndex) -> None:
+    first = make_split(pets_index, seed=3)
+    assert first["source"] == "seeded"
+    assert make_split(pets_index, seed=3) == first
+    other = make_split(pets_index, seed=4)
+    assert other["splits"]["test"] != first["splits"]["test"]
+    assert other["splits"]["val"] != first["splits"]["val"]
+
+
+def test_seeded_split_partitions_and_stratifies(pets_index: DatasetIndex) -> None:
+    manifest = make_split(pets_index, seed=0, test_fraction=0.1, val_fraction=0.1)
+    train, val, test = _sets(manifest)
+    assert not train & val and not train & test and not val & test
+    assert train | val | test == {s.name for s in pets_index.samples}
+    for names in manifest["splits"].values():
+        assert len(names) == len(set(names))  # no duplicates inside a split either
+
+    breeds = Counter(s.group for s in pets_index.samples)
+    group = {s.name: s.group for s in pets_index.samples}
+    test_per_breed = Counter(group[n] for n in test)
+    val_per_breed = Counter(group[n] for n in val)
+    for breed, count in breeds.items():
+        # Each breed's share is rounded on its own: within half an image of the fraction.
+        assert abs(test_per_breed[breed] - 0.1 * count) <= 0.5, breed
+        rest = count - test_per_breed[breed]
+        assert abs(val_per_breed[breed] - 0.1 * rest) <= 0.5, breed
+        if count >= 10:
+            assert test_per_breed[breed] >= 1, breed
+            assert val_per_breed[breed] >= 1, breed
+    assert abs(len(test) - 0.1 * 506) <= len(breeds) / 2
+    assert len(test) == 45 and len(val) == 42  # 3 breeds of 150, the rest round to 0
+
+
+def test_fractions_are_validated(pets_index: DatasetIndex) -> None:
+    with pytest.raises(GcnsegError, match="fractions"):
+        make_split(pets_index, test_fraction=1.0)
+    with pytest.raises(GcnsegError, match="fractions"):
+        make_split(pets_index, val_fraction=-0.1)
+
+
+def test_max_side_drops_exactly_the_large_images(pets_index: DatasetIndex) -> None:
+    expected_kept = set()
+    for sample in pets_index.samples:
+        with Image.open(sample.image) as image:
+            if max(image.size) < 600:
+                expected_kept.add(sample.name)
+    dropped = {s.name for s in pets_index.samples} - expected_kept
+    assert dropped and "Abyssinian_2" in dropped  # 600x473: exactly 600 is dropped too
+    manifest = make_split(pets_index, seed=0, max_side=600)
+    assert manifest["max_side"] == 600
+    train, val, test = _sets(manifest)
+    assert train | val | test == expected_kept
+    assert len(train) + len(val) + len(test) == len(expected_kept)
+
+
+def _oxford(root: Path, stems: list[str]) -> Path:
+    (root / "images").mkdir(parents=True)
+    (root / "annotations" / "trimaps").mkdir(parents=True)
+    for stem in stems:
+        Image.new("RGB", (4, 3)).save(root / "images" / f"{stem}.jpg")
+        Image.fromarray(np.full((3, 4), 2, np.uint8)).save(
+            root / "annotations" / "trimaps" / f"{stem}.png"
+        )
+    return root
+
+
+def test_official_lists_are_used(tmp_path: Path) -> None:
+    stems = [f"Bengal_{i}" for i in range(1, 21)] + [f"boxer_{i}" for i in range(1, 21)]
+    root = _oxford(tmp_path, stems)
+    official_test = [f"Bengal_{i}" for i in range(1, 6)] + ["boxer_7", "boxer_99"]  # 99: no pair
+    trainval = [s for s in stems if s not in official_test]
+    (root / "annotations" / "test.txt").write_text("".join(f"{n} 1 1 1\n" for n in official_test))
+    (root / "annotations" / "trainval.txt").write_text("".join(f"{n} 1 1 1\n" for n in trainval))
+    index = index_dataset(root)
+
+    manifest = make_split(index, seed=1)
+    assert manifest["source"] == "official"
+    train, val, test = _sets(manifest)
+    assert test == set(official_test) - {"boxer_99"}
+    assert train | val == set(trainval) and not train & val
+    assert len(val) == 4  # 15 Bengal + 19 boxer in trainval -> round(1.5) + round(1.9)
+    assert make_split(index, seed=2)["splits"]["test"] == manifest["splits"]["test"]
+
+    seeded = make_split(index, seed=1, use_official=False)
+    assert seeded["source"] == "seeded"
+    assert set(seeded["splits"]["test"]) != test
+
+
+def test_manifest_round_trip(pets_index: DatasetIndex, tmp_path: Path) -> None:
+    manifest = make_split(pets_index, seed=5)
+    path = tmp_path / "sub" / "manifest.json"
+    save_manifest(path, manifest)
+    assert load_manifest(path) == manifest
+    assert [p.name for p in path.parent.iterdir()] == ["manifest.json"]  # no temp files left
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        os.urandom(256),
+        b'{"splits": {"train": [], "val": []',
+        b"[1, 2, 3]",
+        b'{"splits": null}',
+        b'{"splits": {"train": [], "val": []}}',
+        b'{"splits": {"train": 3, "val": [], "test": []}}',
+    ],
+    ids=["binary", "truncated", "list", "null-splits", "missing-test", "not-a-list"],
+)
+def test_load_broken_manifest(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "m.json"
+    path.write_bytes(content)
+    with pytest.raises(GcnsegError) as exc:
+        load_manifest(path)
+    assert str(path) in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_load_missing_manifest(tmp_path: Path) -> None:
+    with pytest.raises(GcnsegError, match="manifest not found"):
+        load_manifest(tmp_path / "absent.json")
+    with pytest.raises(GcnsegError, match="cannot read manifest"):
+        load_manifest(tmp_path)  # a folder
+
+
+def test_select(pets_index: DatasetIndex) -> None:
+    picked = select(pets_index, ["boxer_26", "Abyssinian_10"])
+    assert [s.name for s in picked] == ["boxer_26", "Abyssinian_10"]
+    assert picked[0].image.name == "boxer_26.jpg"
+    with pytest.raises(GcnsegError, match="1 split names have no image/mask pair") as exc:
+        select(pets_index, ["Abyssinian_10", "Unicorn_1"])
+    assert "Unicorn_1" in str(exc.value)
+
+
+def test_cli_split_writes_manifest(
+    pets_root: Path, pets_index: DatasetIndex, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "m.json"
+    assert main(["data", "split", str(pets_root), "--out", str(out), "--seed", "7"]) == 0
+    manifest = load_manifest(out)
+    assert manifest == make_split(pets_index, seed=7)
+    stdout = capsys.readouterr().out
+    assert str(out) in stdout and "seeded split: train 419, val 42, test 45" in stdout
+
+
+def test_cli_split_max_side_with_corrupt_image(tmp_path: Path, capsys) -> None:
+    root = _oxford(tmp_path / "pets", ["Bengal_1", "Bengal_2"])
+    corrupt = root / "images" / "Bengal_2.jpg"
+    corrupt.write_bytes(os.urandom(512))
+    out = tmp_path / "m.json"
+    assert main(["data", "split", str(root), "--out", str(out), "--max-side", "600"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gcnseg: error: ")
+    assert str(corrupt) in err[0]
+    assert not out.exists()
