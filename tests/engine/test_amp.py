@@ -15,26 +15,11 @@ from gcnseg.data.splits import make_split, save_manifest
 from gcnseg.engine.checkpoint import load_checkpoint
 from gcnseg.engine.train import train
 from gcnseg.errors import GcnsegError
+from smoke import TINY_TRAINING, TWO_STEPS
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    "model.name=gcn_efficientnet_lite0",
-    "model.backbone_weights=imagenet",
-    "data.crop_size=64",
-    "data.eval_size=64",
-    "data.workers=0",
-    "data.batch_size=2",
-    "train.threads=1",
-    "optim.name=adamw",
-    "optim.lr=0.0003",
-    "train.epochs=1",
-    "train.max_steps_per_epoch=2",
-    "schedule.name=constant",
-    "schedule.warmup_epochs=0",
-    "train.channels_last=false",
-    "train.device=cpu",
-]
+TINY = [*TINY_TRAINING, *TWO_STEPS, "data.batch_size=2"]
 
 
 @pytest.fixture(scope="module")

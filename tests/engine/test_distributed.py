@@ -53,6 +53,7 @@ from gcnseg.engine.inference import prepare_images
 from gcnseg.engine.losses import SegmentationLoss
 from gcnseg.engine.train import train
 from gcnseg.models import create_model
+from smoke import TINY_TRAINING, TWO_STEPS
 
 pytestmark = pytest.mark.slow
 
@@ -63,22 +64,7 @@ WEIGHT_ATOL = 1e-6
 METRIC_ATOL = 1e-6
 VAL_LOSS_RTOL = 1e-5  # float32 per-batch sums: the ranks' shards are batched differently
 
-TINY = [
-    "model.name=gcn_efficientnet_lite0",
-    "model.backbone_weights=imagenet",
-    "data.crop_size=64",
-    "data.eval_size=64",
-    "data.workers=0",
-    "train.threads=1",
-    "optim.name=adamw",
-    "optim.lr=0.0003",
-    "train.epochs=1",
-    "train.max_steps_per_epoch=2",
-    "schedule.name=constant",
-    "schedule.warmup_epochs=0",
-    "train.channels_last=false",
-    "train.device=cpu",
-]
+TINY = [*TINY_TRAINING, *TWO_STEPS]
 
 
 def _overrides(root: Path, manifest: Path, output: Path, name: str, *extra: str) -> list[str]:

@@ -19,6 +19,7 @@ from gcnseg.engine.predict import predict_files
 from gcnseg.engine.report import run_test
 from gcnseg.engine.train import train
 from gcnseg.errors import GcnsegError
+from smoke import TINY_TRAINING
 
 PETS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "oxford-pets-sample"
 pytestmark = pytest.mark.skipif(
@@ -26,17 +27,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 TINY = [
-    "data.crop_size=64",
-    "data.eval_size=64",
+    *TINY_TRAINING,
     "data.batch_size=2",
     "data.eval_batch_size=4",
-    "data.workers=0",
-    "optim.name=adamw",
-    "optim.lr=0.0003",
     "schedule.name=cosine",
     "schedule.warmup_epochs=0.5",
-    "train.threads=1",
-    "train.channels_last=false",
 ]
 
 

@@ -150,15 +150,8 @@ def _index_oxford(root: Path) -> DatasetIndex:
             official[split] = [
                 ln.split()[0] for ln in listing.read_text().splitlines() if ln.strip()
             ]
-    return DatasetIndex(
-        root=root,
-        layout="oxford-pets",
-        classes=PETS,
-        samples=samples,
-        images_without_mask=[p for s, p in images.items() if s not in masks],
-        masks_without_image=[p for s, p in masks.items() if s not in images],
-        strays=strays + mask_strays,
-        official_splits=official,
+    return _make_index(
+        root, "oxford-pets", PETS, samples, images, masks, strays + mask_strays, official
     )
 
 
@@ -186,12 +179,26 @@ def _index_folders(root: Path) -> DatasetIndex:
     samples = [
         Sample(stem, image, masks[stem], "all") for stem, image in images.items() if stem in masks
     ]
+    return _make_index(root, "folders", classes, samples, images, masks, strays + mask_strays)
+
+
+def _make_index(
+    root: Path,
+    layout: str,
+    classes: ClassSet,
+    samples: list[Sample],
+    images: dict[str, Path],
+    masks: dict[str, Path],
+    strays: list[Path],
+    official: dict[str, list[str]] | None = None,
+) -> DatasetIndex:
     return DatasetIndex(
         root=root,
-        layout="folders",
+        layout=layout,
         classes=classes,
         samples=samples,
         images_without_mask=[p for s, p in images.items() if s not in masks],
         masks_without_image=[p for s, p in masks.items() if s not in images],
-        strays=strays + mask_strays,
+        strays=strays,
+        official_splits=official or {},
     )

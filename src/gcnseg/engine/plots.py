@@ -93,8 +93,8 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _series(records: list[dict], key: str) -> tuple[list, list]:
-    """(epoch, value) pairs for the records that have both."""
-    pairs = [(r["epoch"], r[key]) for r in records if None not in (r.get("epoch"), r.get(key))]
+    """(end of epoch, value) pairs: records count epochs from 0, so epoch e ends at x = e + 1."""
+    pairs = [(r["epoch"] + 1, r[key]) for r in records if None not in (r.get("epoch"), r.get(key))]
     return [x for x, _ in pairs], [y for _, y in pairs]
 
 
@@ -109,7 +109,7 @@ def _step_positions(steps: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     x = []
     for s in steps:
         seen[s["epoch"]] += 1
-        x.append(s["epoch"] - 1 + seen[s["epoch"]] / per_epoch[s["epoch"]])
+        x.append(s["epoch"] + seen[s["epoch"]] / per_epoch[s["epoch"]])
     return np.asarray(x, np.float64), np.asarray([s["loss"] for s in steps], np.float64)
 
 

@@ -247,8 +247,7 @@ def _train(
             _truncate_jsonl(run_dir / "steps.jsonl", "step", progress.global_step + 1)
     model_without_ddp = model
     if info.enabled:
-        # static_graph: the backbones keep their ImageNet classifier (unused when segmenting);
-        # DDP finds those unused parameters in the first step instead of failing in the second.
+        # static_graph: every step uses the same parameters, so DDP can skip its per-step search.
         model = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True
         )

@@ -1,0 +1,21 @@
+"""Config overrides shared by the training smoke tests: 64² crops, one thread, no workers, CPU."""
+
+TINY_TRAINING = [
+    "model.name=gcn_efficientnet_lite0",
+    "model.backbone_weights=imagenet",
+    "data.crop_size=64",
+    "data.eval_size=64",
+    "data.workers=0",
+    "train.threads=1",
+    "optim.name=adamw",
+    "optim.lr=0.0003",
+    "train.channels_last=false",
+    "train.device=cpu",
+]
+# Two constant-rate steps: enough to compare trajectories, cheap enough for every CI run.
+TWO_STEPS = [
+    "train.epochs=1",
+    "train.max_steps_per_epoch=2",
+    "schedule.name=constant",
+    "schedule.warmup_epochs=0",
+]
