@@ -123,7 +123,7 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--data", type=Path, default=Path("../shared/data/oxford-pets-sample"))
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
-    demo.add_argument("--minutes", type=float, default=7.0, help="training time budget")
+    demo.add_argument("--minutes", type=float, default=8.0, help="training time budget")
     demo.add_argument(
         "--download", action="store_true", help="fetch the full official set into --data first"
     )

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from torch import nn
 
 from gcnseg.engine.bench import QUICK, count_gflops, markdown_table, run_bench, text_table
 from gcnseg.errors import GcnsegError
 
+BALLAST_MIB = 768
 POSITIVE = ("fwd_gflops", "work_gflops", "img_per_s", "achieved_gflops_per_s", "peak_rss_mib")
 
 
 def test_quick_run_measures_each_mode_in_its_own_process(tmp_path, capsys) -> None:
+    # A big parent: getrusage's peak RSS would hand it down to the workers through fork + exec.
+    ballast = np.ones(BALLAST_MIB * 2**20, dtype=np.uint8)
     # One thread: with other jobs on a 2-core machine, 2 OpenMP threads can be 100× slower.
     rows = run_bench(
         ["gcn_k1_efficientnet_lite0"],
@@ -33,6 +37,8 @@ def test_quick_run_measures_each_mode_in_its_own_process(tmp_path, capsys) -> No
         for key in POSITIVE:
             assert math.isfinite(row[key]) and row[key] > 0, (row["mode"], key, row[key])
         assert row["threads"] == 1
+        assert row["peak_rss_mib"] < BALLAST_MIB, "the worker reported its parent's memory"
+    assert ballast[-1] == 1
     assert 0 < infer["latency_p50_ms"] <= infer["latency_p95_ms"]
     assert train["latency_p50_ms"] is None
     # Backward costs about twice the forward; torch's own counter says ~40× for depthwise convs.

@@ -391,6 +391,16 @@ def _conv_backward_flops(
 
 
 def _peak_rss_mib() -> float:
+    """This process image's peak RSS.
+
+    On Linux, getrusage's ru_maxrss survives fork + exec: a worker would report at least its
+    parent's peak (and the parent builds and exports models). VmHWM starts afresh at exec.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10  # kB
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, else KiB
 

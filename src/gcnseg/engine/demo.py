@@ -25,11 +25,11 @@ DEMO_OVERRIDES = [
     "optim.weight_decay=0.01",
     "schedule.name=cosine",
     "schedule.warmup_epochs=0.5",
-    "train.epochs=6",
+    "train.epochs=4",
 ]
 
 
-def run_demo(data: Path, out: Path, *, minutes: float = 7.0, download: bool = False) -> Path:
+def run_demo(data: Path, out: Path, *, minutes: float = 8.0, download: bool = False) -> Path:
     if download:
         from gcnseg.data.download import download_oxford_pets
 

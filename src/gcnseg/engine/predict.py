@@ -67,7 +67,7 @@ def segment(
 ) -> np.ndarray:
     """HxW uint8 class indices for one HxWx3 image, predicted at `size` and mapped back."""
     letterboxed = eval_transform(size)(image=image)["image"]
-    batch = prepare_images(to_chw_tensor(letterboxed)[None], device, channels_last=False)
+    batch = prepare_images(to_chw_tensor(letterboxed)[None], device, channels_last=True)
     logits = predict_logits(model, batch, device=device, amp=amp, flip=flip)[0]
     return unletterbox(logits, image.shape[:2]).argmax(0).to(torch.uint8).cpu().numpy()
 
@@ -105,7 +105,7 @@ def predict_files(
     written = 0
     with tempfile.TemporaryDirectory() as workdir:
         run: Callable[[Tensor], Tensor] = (
-            model.to(dev)
+            model.to(dev, memory_format=torch.channels_last)
             if engine == "torch"
             else _onnx_model(checkpoint, onnx_path, Path(workdir))
         )

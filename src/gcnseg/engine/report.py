@@ -98,7 +98,7 @@ def run_test(
     samples = select(index, load_manifest(manifest)["splits"][split]) if manifest else index.samples
     split_name = split if manifest else "all pairs"
     dev = resolve_device(device)
-    model.to(dev)
+    model.to(dev, memory_format=torch.channels_last)  # about 2x faster on CPU (gcnseg bench)
     dataset = SegmentationDataset(
         samples, eval_transform(size or cfg.data.eval_size), keep_original=True
     )
@@ -129,6 +129,7 @@ def run_test(
         amp=amp,
         flip=flip,
         progress=True,
+        channels_last=True,
         on_prediction=on_prediction,
     )
     report = TestReport(
