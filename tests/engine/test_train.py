@@ -220,3 +220,37 @@ def test_release_is_fp16_and_loads_by_path(trained_run: Path, tmp_path) -> None:
     with torch.no_grad():
         agree = (model(x).argmax(1) == full(x).argmax(1)).float().mean()
     assert agree > 0.99
+
+
+def test_tensorboard_logging_when_installed(manifest: Path, tmp_path, monkeypatch) -> None:
+    """With `train.tensorboard`, every epoch's float metrics go to a SummaryWriter in the run."""
+    import sys
+    import types
+
+    written: list[tuple[str, float, int]] = []
+
+    class FakeWriter:
+        def __init__(self, log_dir: str) -> None:
+            self.log_dir = log_dir
+
+        def add_scalar(self, key: str, value: float, step: int) -> None:
+            written.append((key, value, step))
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setitem(
+        sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter)
+    )
+    cfg = _config(
+        manifest,
+        tmp_path,
+        "tb",
+        "train.epochs=1",
+        "train.max_steps_per_epoch=1",
+        "train.tensorboard=true",
+    )
+    train(cfg, progress_bar=False)
+    keys = {key for key, _, _ in written}
+    assert {"train_loss", "val_miou", "val_pixel_accuracy", "lr"} <= keys
+    assert all(step == 0 for _, _, step in written)

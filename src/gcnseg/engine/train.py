@@ -273,6 +273,7 @@ def _train(
             )
             save_checkpoint(run_dir / name, payload)
 
+    tensorboard = _tensorboard(run_dir) if cfg.train.tensorboard and info.is_main else None
     started = time.monotonic() - progress.elapsed_s
     last_metrics: dict = state["metrics"] if state else {}
     if state is None:
@@ -344,6 +345,11 @@ def _train(
                 if is_best:
                     save("best.pt", record)
                 _plot(run_dir)
+                if tensorboard is not None:
+                    for key, value in record.items():
+                        if isinstance(value, float) and key != "epoch":
+                            tensorboard.add_scalar(key, value, progress.epoch)
+                    tensorboard.flush()
                 log.info(
                     "epoch %d/%d  loss %.4f  val mIoU %.4f  val acc %.4f  (%.0fs)",
                     progress.epoch,
@@ -378,6 +384,18 @@ def _train(
         raise
     barrier()
     return run_dir
+
+
+def _tensorboard(run_dir: Path):
+    """A SummaryWriter into the run folder, or None (with a warning) without `tensorboard`."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning(
+            "train.tensorboard is set but tensorboard is not installed: pip install tensorboard"
+        )
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
 
 
 def _plot(run_dir: Path) -> None:
