@@ -253,4 +253,4 @@ def test_tensorboard_logging_when_installed(manifest: Path, tmp_path, monkeypatc
     train(cfg, progress_bar=False)
     keys = {key for key, _, _ in written}
     assert {"train_loss", "val_miou", "val_pixel_accuracy", "lr"} <= keys
-    assert all(step == 0 for _, _, step in written)
+    assert all(step == 1 for _, _, step in written)  # logged at the end of epoch 1
