@@ -9,6 +9,7 @@ TINY_TRAINING = [
     "train.threads=1",
     "optim.name=adamw",
     "optim.lr=0.0003",
+    "optim.decoder_lr_mult=10",
     "train.channels_last=false",
     "train.device=cpu",
 ]

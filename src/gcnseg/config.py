@@ -56,7 +56,7 @@ class ModelConfig:
 class OptimConfig:
     name: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.01  # backbone learning rate
-    decoder_lr_mult: float = 10.0  # the decoder starts from scratch: it learns faster
+    decoder_lr_mult: float = 1.0  # decoder lr = lr × this (AdamW recipes use 10)
     momentum: float = 0.9
     weight_decay: float = 1e-4
     grad_clip: float | None = 5.0  # the GCN decoder has no normalisation: clipping keeps it finite

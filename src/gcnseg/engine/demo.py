@@ -22,6 +22,7 @@ DEMO_OVERRIDES = [
     "data.test_fraction=0.2",
     "optim.name=adamw",
     "optim.lr=0.0006",
+    "optim.decoder_lr_mult=10",
     "optim.weight_decay=0.01",
     "schedule.name=cosine",
     "schedule.warmup_epochs=0.5",
