@@ -150,7 +150,6 @@ def test_test_command_reports_at_original_resolution(
     )  # fmt: skip
     data = json.loads((tmp_path / "r.json").read_text())
     names = json.loads(manifest.read_text())["splits"]["test"]
-    labels = [index_dataset(PETS).samples[0]]  # noqa: F841 - keeps the index import honest
     total = 0
     for name in names:
         trimap = np.asarray(Image.open(PETS / "annotations" / "trimaps" / f"{name}.png"))

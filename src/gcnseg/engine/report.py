@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,8 +84,6 @@ def run_test(
     json_out: Path | None = None,
 ) -> TestReport:
     """Evaluate; write the confusion heatmap, worst-k gallery, overlays and JSON report as asked."""
-    import time
-
     from gcnseg.engine.draw import gallery, panel, save_image
     from gcnseg.engine.plots import plot_confusion_matrix
 
