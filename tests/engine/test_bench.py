@@ -75,12 +75,13 @@ def test_tables_show_failed_configurations() -> None:
         "latency_p95_ms": 2.67,
         "achieved_gflops_per_s": 41.04,
         "peak_rss_mib": 481.3,
+        "load_avg_1m": 0.5,
     }
     failed = {"model": "m", "size": 64, "mode": "infer-bf16", "error": "RuntimeError: no bf16"}
-    meta = {k: "x" for k in ("cpu", "cores", "torch", "onnxruntime", "batch_size")}
+    meta = {k: "x" for k in ("cpu", "cores", "threads", "torch", "onnxruntime", "batch_size")}
     markdown = markdown_table([ok, failed], meta | {"repeats": 3, "warmup": 1}).splitlines()
-    assert markdown[-2] == "| m | 64 | onnx | 0.06 | 635 | 2.58 | 2.67 | 41.0 | 481 |"
-    assert markdown[-1] == "| m | 64 | infer-bf16 | – | error | – | – | – | – |"
+    assert markdown[-2] == "| m | 64 | onnx | 0.06 | 635 | 2.58 | 2.67 | 41.0 | 481 | 0.50 |"
+    assert markdown[-1] == "| m | 64 | infer-bf16 | – | error | – | – | – | – | – |"
     assert text_table([ok, failed]).endswith("m 64 infer-bf16: error: RuntimeError: no bf16")
 
 

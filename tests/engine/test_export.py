@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,15 @@ DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "oxford-
 CLASSES = ClassSet(("background", "cat", "dog"), ((1, 2, 3), (40, 50, 60), (200, 100, 7)))
 MAX_ABS_DIFF = 1e-3
 MIN_ARGMAX_AGREEMENT = 0.999
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """With other jobs on a small machine, spinning OpenMP threads can be 100× slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +75,7 @@ def letterboxed(photos: list[np.ndarray], size: int) -> torch.Tensor:
 def assert_parity(model: torch.nn.Module, exported: Path, images: torch.Tensor) -> None:
     with torch.no_grad():
         expected = model(images)
-    got = OnnxSegmenter(exported, threads=2)(images)
+    got = OnnxSegmenter(exported, threads=1)(images)
     assert got.shape == expected.shape == (images.shape[0], 3, *images.shape[-2:])
     assert (got - expected).abs().max().item() <= MAX_ABS_DIFF
     agreement = (got.argmax(1) == expected.argmax(1)).float().mean().item()
@@ -84,7 +94,7 @@ def test_parity_at_an_odd_size_unlike_the_export_sample(model, exported, photos)
 
 
 def test_dynamic_batch_matches_single_images(exported, photos) -> None:
-    segmenter = OnnxSegmenter(exported, threads=2)
+    segmenter = OnnxSegmenter(exported, threads=1)
     pair = letterboxed(photos[:2], 320)
     together = segmenter(pair)
     apart = torch.cat([segmenter(pair[:1]), segmenter(pair[1:])])
@@ -93,7 +103,7 @@ def test_dynamic_batch_matches_single_images(exported, photos) -> None:
 
 
 def test_metadata_round_trip(exported) -> None:
-    segmenter = OnnxSegmenter(exported)
+    segmenter = OnnxSegmenter(exported, threads=1)
     assert segmenter.classes == CLASSES
     assert segmenter.model_name == "gcn_efficientnet_lite0"
     proto = onnx.load(str(exported))
@@ -121,7 +131,7 @@ def test_export_checkpoint_carries_classes_and_model_name(tmp_path) -> None:
 
     out = export_checkpoint(str(tmp_path), tmp_path / "model.onnx")
 
-    segmenter = OnnxSegmenter(out)
+    segmenter = OnnxSegmenter(out, threads=1)
     assert (segmenter.classes, segmenter.model_name) == (CLASSES, "gcn_k1_efficientnet_lite0")
     image = torch.rand(1, 3, 96, 80)
     with torch.no_grad():

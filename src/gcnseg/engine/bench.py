@@ -188,6 +188,7 @@ COLUMNS = (
     ("latency_p95_ms", "p95 ms (b=1)"),
     ("achieved_gflops_per_s", "GFLOP/s"),
     ("peak_rss_mib", "Peak RSS MiB"),
+    ("load_avg_1m", "Load 1 min"),  # other jobs on the machine: how far to trust the row
 )
 
 
@@ -214,7 +215,8 @@ def text_table(rows: list[dict[str, Any]]) -> str:
 
 def markdown_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     caption = (
-        f"{meta['cpu']}, {meta['cores']} cores, torch {meta['torch']}, onnxruntime "
+        f"{meta['cpu']}, {meta['cores']} cores, {meta['threads'] or 'default'} thread(s), "
+        f"torch {meta['torch']}, onnxruntime "
         f"{meta['onnxruntime']}; batch {meta['batch_size']} for img/s, medians of "
         f"{meta['repeats']} runs after {meta['warmup']} warm-up; GFLOPs = 2 × multiply-adds."
     )
