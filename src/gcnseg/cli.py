@@ -114,7 +114,12 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
 
     export = sub.add_parser("export", help="export a checkpoint to ONNX, or a slim fp16 .pt")
     export.add_argument("--checkpoint", required=True)
-    export.add_argument("--out", type=Path, required=True, help="model.onnx, or release.pt (fp16)")
+    export.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="model.onnx, or release.pt / release.pt.gz (fp16; .gz compressed)",
+    )
     export.add_argument("--opset", type=int, default=17)
     export.set_defaults(func=cmd_export)
 
@@ -265,7 +270,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    if args.out.suffix == ".pt":
+    if args.out.name.endswith((".pt", ".pt.gz")):
         from gcnseg.engine.checkpoint import save_release
 
         path = save_release(args.checkpoint, args.out)

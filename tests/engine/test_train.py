@@ -221,6 +221,28 @@ def test_release_is_fp16_and_loads_by_path(trained_run: Path, tmp_path) -> None:
     assert agree > 0.99
 
 
+def test_gzipped_release_is_smaller_and_loads_the_same(trained_run: Path, tmp_path) -> None:
+    from gcnseg.engine.checkpoint import save_release
+
+    plain = save_release(trained_run / "best.pt", tmp_path / "release.pt")
+    packed = save_release(trained_run / "best.pt", tmp_path / "release.pt.gz")
+    assert packed.read_bytes()[:2] == b"\x1f\x8b"
+    assert packed.stat().st_size < plain.stat().st_size
+    a, b = load_checkpoint(plain), load_checkpoint(packed)
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["config"] == b["config"]
+
+
+def test_corrupt_gzipped_checkpoint_is_one_clear_error(tmp_path) -> None:
+    from gcnseg.errors import GcnsegError
+
+    bad = tmp_path / "broken.pt.gz"
+    bad.write_bytes(b"\x1f\x8b" + b"not really gzip")
+    with pytest.raises(GcnsegError, match=r"broken\.pt\.gz: not a readable checkpoint"):
+        load_checkpoint(bad)
+
+
 def test_tensorboard_logging_when_installed(manifest: Path, tmp_path, monkeypatch) -> None:
     """With `train.tensorboard`, every epoch's float metrics go to a SummaryWriter in the run."""
     import sys

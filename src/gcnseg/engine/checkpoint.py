@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import pickle
+import zlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,8 @@ from gcnseg.errors import GcnsegError
 from gcnseg.fileio import atomic_path
 
 # Models shipped inside the package, loadable by name with no download.
-PACKAGED = {"pets-default": "pets-default.pt"}
+PACKAGED = {"pets-default": "pets-default.pt.gz"}
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -43,8 +47,19 @@ def resolve_checkpoint(source: str | Path) -> Path:
 def load_checkpoint(source: str | Path) -> dict[str, Any]:
     path = resolve_checkpoint(source)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+        with path.open("rb") as f:
+            compressed = f.read(2) == GZIP_MAGIC
+        # A release may be gzipped (fp16 weights shrink by about 9%); torch.load cannot read that.
+        file = io.BytesIO(gzip.decompress(path.read_bytes())) if compressed else path
+        payload = torch.load(file, map_location="cpu", weights_only=True)
+    except (
+        RuntimeError,
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        OSError,
+        zlib.error,
+    ) as exc:
         raise GcnsegError(
             f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})"
         ) from None
@@ -72,7 +87,10 @@ def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, Config, C
 
 
 def save_release(source: str | Path, out: str | Path) -> Path:
-    """A slim fp16 copy for shipping: weights, config, classes and metrics; no optimizer state."""
+    """A slim fp16 copy for shipping: weights, config, classes and metrics; no optimizer state.
+
+    An `out` ending in `.gz` is gzip-compressed; `load_checkpoint` reads either.
+    """
     payload = load_checkpoint(source)
     release = {
         "model": {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()},
@@ -80,5 +98,11 @@ def save_release(source: str | Path, out: str | Path) -> Path:
         "classes": payload["classes"],
         "metrics": payload.get("metrics", {}),
     }
-    save_checkpoint(out, release)
+    if str(out).endswith(".gz"):
+        buffer = io.BytesIO()
+        torch.save(release, buffer)
+        with atomic_path(out) as tmp:
+            Path(tmp).write_bytes(gzip.compress(buffer.getvalue(), compresslevel=9, mtime=0))
+    else:
+        save_checkpoint(out, release)
     return Path(out)
