@@ -24,8 +24,14 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Atomically; a path ending in `.gz` is gzip-compressed (fp16 releases shrink by about 9%)."""
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        if str(path).endswith(".gz"):
+            buffer = io.BytesIO()
+            torch.save(payload, buffer)
+            tmp.write_bytes(gzip.compress(buffer.getvalue(), compresslevel=9, mtime=0))
+        else:
+            torch.save(payload, tmp)
 
 
 def resolve_checkpoint(source: str | Path) -> Path:
@@ -47,11 +53,10 @@ def resolve_checkpoint(source: str | Path) -> Path:
 def load_checkpoint(source: str | Path) -> dict[str, Any]:
     path = resolve_checkpoint(source)
     try:
-        with path.open("rb") as f:
-            compressed = f.read(2) == GZIP_MAGIC
-        # A release may be gzipped (fp16 weights shrink by about 9%); torch.load cannot read that.
-        file = io.BytesIO(gzip.decompress(path.read_bytes())) if compressed else path
-        payload = torch.load(file, map_location="cpu", weights_only=True)
+        raw = path.read_bytes()
+        if raw[:2] == GZIP_MAGIC:  # torch.load cannot read a gzipped file itself
+            raw = gzip.decompress(raw)
+        payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except (
         RuntimeError,
         pickle.UnpicklingError,
@@ -89,7 +94,7 @@ def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, Config, C
 def save_release(source: str | Path, out: str | Path) -> Path:
     """A slim fp16 copy for shipping: weights, config, classes and metrics; no optimizer state.
 
-    An `out` ending in `.gz` is gzip-compressed; `load_checkpoint` reads either.
+    An `out` ending in `.gz` is gzip-compressed (see `save_checkpoint`); `load_checkpoint` reads either.
     """
     payload = load_checkpoint(source)
     release = {
@@ -98,11 +103,5 @@ def save_release(source: str | Path, out: str | Path) -> Path:
         "classes": payload["classes"],
         "metrics": payload.get("metrics", {}),
     }
-    if str(out).endswith(".gz"):
-        buffer = io.BytesIO()
-        torch.save(release, buffer)
-        with atomic_path(out) as tmp:
-            Path(tmp).write_bytes(gzip.compress(buffer.getvalue(), compresslevel=9, mtime=0))
-    else:
-        save_checkpoint(out, release)
+    save_checkpoint(out, release)
     return Path(out)
