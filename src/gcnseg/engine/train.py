@@ -47,6 +47,7 @@ from gcnseg.engine.schedule import LRSchedule
 from gcnseg.errors import GcnsegError
 from gcnseg.fileio import write_text
 from gcnseg.models import create_model
+from gcnseg.models.registry import model_entry
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ def train(
         run_dir = Path(resume)
     else:
         state, run_dir = None, make_run_dir(cfg)
+    model_entry(cfg.model.name)  # a mistyped model fails now, before the dataset is read
     device = resolve_device(cfg.train.device)
     info = init_distributed(device)
     if device.type == "cuda":
