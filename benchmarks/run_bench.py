@@ -1,6 +1,6 @@
 """Benchmark GCN models here: `python benchmarks/run_bench.py --sizes 256 512 --markdown`.
 
-A thin wrapper over `gcnseg.engine.bench` (the same options as `gcnseg bench`); see --help.
+A thin wrapper over `gcnseg.tools.bench` (the same options as `gcnseg bench`); see --help.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gcnseg.engine.bench import add_bench_arguments, bench_from_args
 from gcnseg.errors import GcnsegError
+from gcnseg.tools.bench import add_bench_arguments, bench_from_args
 
 
 def main() -> int:

@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_tools(sub)
-    from gcnseg.engine.bench import add_bench_arguments
+    from gcnseg.tools.bench import add_bench_arguments
 
     bench = sub.add_parser("bench", help="measure GFLOPs, img/s, latency and peak memory")
     add_bench_arguments(bench)
@@ -181,7 +181,7 @@ def cmd_data_split(args: argparse.Namespace) -> int:
 
 
 def cmd_data_download(args: argparse.Namespace) -> int:
-    from gcnseg.data.download import OXFORD_PETS_URL, download_oxford_pets
+    from gcnseg.data.oxford_pets import OXFORD_PETS_URL, download_oxford_pets
 
     root = download_oxford_pets(args.root, args.url_base or OXFORD_PETS_URL)
     print(f"Oxford-IIIT Pet ready in {root}")
@@ -206,11 +206,11 @@ def train_overrides(args: argparse.Namespace) -> list[str]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc > 1:
-        from gcnseg.engine.launch import launch_torchrun
+        from gcnseg.training.launch import launch_torchrun
 
         return launch_torchrun(args.nproc, sys.argv[1:])
     from gcnseg.config import load_config
-    from gcnseg.engine.train import train
+    from gcnseg.training.loop import train
 
     if args.resume:  # the run's own config, changed only by explicit --set / flags
         run_dir = train(None, resume=args.resume, resume_overrides=train_overrides(args))
@@ -222,7 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from gcnseg.engine.report import run_test
+    from gcnseg.evaluation.report import run_test
 
     report = run_test(
         args.checkpoint,
@@ -243,7 +243,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from gcnseg.engine.predict import predict_files
+    from gcnseg.inference.predict import predict_files
 
     written = predict_files(
         args.inputs,
@@ -271,11 +271,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     if args.out.name.endswith((".pt", ".pt.gz")):
-        from gcnseg.engine.checkpoint import save_release
+        from gcnseg.checkpoint import save_release
 
         path = save_release(args.checkpoint, args.out)
     else:
-        from gcnseg.engine.export import export_checkpoint
+        from gcnseg.inference.export import export_checkpoint
 
         path = export_checkpoint(args.checkpoint, args.out, opset=args.opset)
     print(f"wrote {path}")
@@ -283,13 +283,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from gcnseg.engine.bench import bench_from_args
+    from gcnseg.tools.bench import bench_from_args
 
     return bench_from_args(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gcnseg.engine.demo import run_demo
+    from gcnseg.tools.demo import run_demo
 
     run_demo(args.data, args.out, minutes=args.minutes, download=args.download)
     return 0

@@ -27,7 +27,11 @@ def test_real_sample_report(pets_report: CheckReport, pets_root: Path) -> None:
     assert report.classes == ["background", "cat", "dog"]
     assert report.pairs == 506
     assert len(report.usable) == 506
-    assert report.images_per_class == {"cat": 329, "dog": 177}
+    assert report.images_per_class == {
+        "background": 506,
+        "cat": 328,
+        "dog": 177,
+    }  # images holding each class
     assert len(report.wrong_format) == 2
     for line, (name, actual) in zip(
         sorted(report.wrong_format), sorted(WRONG_FORMAT.items()), strict=True
@@ -120,7 +124,11 @@ def test_cli_json_matches(
     data = json.loads(capsys.readouterr().out)
     assert data["pairs"] == 506
     assert data["usable"] == 506
-    assert data["images_per_class"] == {"cat": 329, "dog": 177}
+    assert data["images_per_class"] == {
+        "background": 506,
+        "cat": 328,
+        "dog": 177,
+    }  # images holding each class
     assert len(data["wrong_format"]) == 2
     assert len(data["strays"]) == 3
     assert data["problems"] == 0

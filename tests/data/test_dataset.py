@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from gcnseg.data.dataset import SegmentationDataset, make_loader
-from gcnseg.data.layouts import Sample, index_dataset
+from gcnseg.data.layouts import index_dataset
+from gcnseg.data.samples import Sample
 from gcnseg.data.transforms import eval_transform, train_transform
 from gcnseg.errors import GcnsegError
 
@@ -43,7 +44,7 @@ def test_items_are_uint8_crops(samples: list[Sample]) -> None:
         assert item["image"].dtype == torch.uint8 and item["image"].shape == (3, 96, 96)
         assert item["label"].dtype == torch.uint8 and item["label"].shape == (96, 96)
         values = set(item["label"].unique().tolist())
-        assert values <= {0, sample.pet_class, 255}, (sample.name, values)
+        assert values <= {0, sample.decoder.pet_class, 255}, (sample.name, values)
         assert "original_label" not in item
     assert dataset.skipped == set()
 

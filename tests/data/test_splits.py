@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from gcnseg.cli import main
-from gcnseg.data.layouts import DatasetIndex, index_dataset
+from gcnseg.data.layouts import index_dataset
+from gcnseg.data.samples import DatasetIndex
 from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
 from gcnseg.errors import GcnsegError
 

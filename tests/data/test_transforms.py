@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gcnseg.data.layouts import IGNORE_INDEX
+from gcnseg.classes import IGNORE_INDEX
 from gcnseg.data.transforms import (
     eval_transform,
     letterbox_shape,

@@ -1,1 +1,1 @@
-"""Data: dataset layouts, checks, splits, transforms and loaders."""
+"""Data: dataset layouts (Oxford-IIIT Pet, images/ + masks/), checks, splits, transforms, loaders."""

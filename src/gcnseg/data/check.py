@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from gcnseg.classes import IGNORE_INDEX
 from gcnseg.data.images import EXTENSION_FORMATS, image_format, read_image, read_mask
-from gcnseg.data.layouts import IGNORE_INDEX, DatasetIndex, Sample, index_dataset
+from gcnseg.data.layouts import index_dataset
+from gcnseg.data.samples import DatasetIndex, Sample
 from gcnseg.errors import GcnsegError
 
 
@@ -63,13 +65,7 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def _allowed_mask_values(index: DatasetIndex) -> set[int]:
-    if index.layout == "oxford-pets":
-        return {1, 2, 3}
-    return set(range(len(index.classes.names))) | {IGNORE_INDEX}
-
-
-def check_sample(sample: Sample, allowed: set[int], report: CheckReport) -> np.ndarray | None:
+def check_sample(sample: Sample, allowed: frozenset[int], report: CheckReport) -> np.ndarray | None:
     """Decode one pair; record its problems on `report`; return its label if usable."""
     expected = EXTENSION_FORMATS.get(sample.image.suffix.lower())
     actual = image_format(sample.image)
@@ -112,22 +108,18 @@ def check_dataset(root: str | Path, *, progress: bool = True) -> CheckReport:
         masks_without_image=[str(p) for p in index.masks_without_image],
         strays=[str(p) for p in index.strays],
     )
-    allowed = _allowed_mask_values(index)
     per_class: Counter[str] = Counter()
     widths, heights = [], []
     for sample in tqdm(index.samples, desc="checking", disable=not progress, leave=False):
-        label = check_sample(sample, allowed, report)
+        label = check_sample(sample, index.allowed_mask_values, report)
         if label is None:
             continue
         report.usable.append(sample.name)
         heights.append(label.shape[0])
         widths.append(label.shape[1])
-        if sample.pet_class is not None:
-            per_class[index.classes.names[sample.pet_class]] += 1
-        else:
-            for value in np.unique(label):
-                if value != IGNORE_INDEX:
-                    per_class[index.classes.names[value]] += 1
+        for value in np.unique(label):
+            if value != IGNORE_INDEX:
+                per_class[index.classes.names[value]] += 1
     report.images_per_class = {
         name: per_class[name] for name in index.classes.names if per_class[name]
     }

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gcnseg.data.images import read_image
-from gcnseg.data.layouts import Sample
+from gcnseg.data.samples import Sample
 from gcnseg.data.transforms import to_chw_tensor
 from gcnseg.errors import GcnsegError
 

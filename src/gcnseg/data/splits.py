@@ -9,9 +9,9 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from gcnseg.data.layouts import DatasetIndex, Sample
+from gcnseg.data.samples import DatasetIndex, Sample
 from gcnseg.errors import GcnsegError
-from gcnseg.fileio import write_json
+from gcnseg.io.atomic import write_json
 
 SPLITS = ("train", "val", "test")
 

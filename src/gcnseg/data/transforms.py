@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gcnseg.data.layouts import IGNORE_INDEX
+from gcnseg.classes import IGNORE_INDEX
 
 # Pixel-centre-aligned nearest neighbour, like the bilinear image resize and `unletterbox`;
 # cv2.INTER_NEAREST (albumentations' default) samples corners, shifting labels off the image.

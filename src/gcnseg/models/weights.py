@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlparse
 import torch
 from torch import nn
 
-from gcnseg.download import download_file
 from gcnseg.errors import GcnsegError
+from gcnseg.io.download import download_file
 
 # torchvision/torch.hub naming: `resnet50-0676ba61.pth` carries a sha256 prefix of the file.
 _NAME_HASH = re.compile(r"-([0-9a-f]{8,64})\.[^.]+$")

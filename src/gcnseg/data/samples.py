@@ -1,0 +1,71 @@
+"""What a dataset root holds, whatever its layout: image/mask pairs and what could not be paired."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gcnseg.classes import ClassSet
+from gcnseg.data.images import IMAGE_EXTENSIONS, read_mask
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image/mask pair. `group` stratifies splits (breed for pets, "all" otherwise).
+
+    `decoder` turns the stored mask into class indices (Oxford trimaps need one; plain index
+    masks do not). It is a picklable value object, so samples travel to DataLoader workers.
+    """
+
+    name: str
+    image: Path
+    mask: Path
+    group: str
+    decoder: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def load_label(self) -> np.ndarray:
+        """HxW uint8 class indices, 255 where the pixel is ignored."""
+        return self.decode_label(read_mask(self.mask))
+
+    def decode_label(self, raw: np.ndarray) -> np.ndarray:
+        return raw if self.decoder is None else self.decoder(raw)
+
+
+@dataclass
+class DatasetIndex:
+    """What a dataset root holds: pairs, plus what could not be paired (reported by `data check`)."""
+
+    root: Path
+    layout: str
+    classes: ClassSet
+    samples: list[Sample]
+    allowed_mask_values: frozenset[int]  # raw values a mask file may hold
+    images_without_mask: list[Path] = field(default_factory=list)
+    masks_without_image: list[Path] = field(default_factory=list)
+    strays: list[Path] = field(default_factory=list)
+    official_splits: dict[str, list[str]] = field(default_factory=dict)
+
+
+def files_by_stem(folder: Path) -> tuple[dict[str, Path], list[Path]]:
+    """Image-like files by stem, and everything else (strays such as the release's .mat files)."""
+    by_stem: dict[str, Path] = {}
+    strays = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+            by_stem[path.stem] = path
+        else:
+            strays.append(path)
+    return by_stem, strays
+
+
+def unpaired(images: dict[str, Path], masks: dict[str, Path]) -> dict[str, list[Path]]:
+    """The `images_without_mask` / `masks_without_image` fields of an index."""
+    return {
+        "images_without_mask": [p for s, p in images.items() if s not in masks],
+        "masks_without_image": [p for s, p in masks.items() if s not in images],
+    }

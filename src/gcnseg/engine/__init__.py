@@ -1,1 +1,0 @@
-"""Engine: losses, metrics, the training loop, evaluation, prediction, export and benchmarks."""

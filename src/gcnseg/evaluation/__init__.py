@@ -1,0 +1,1 @@
+"""Evaluation: one confusion matrix, per-image scores and the `gcnseg test` report."""

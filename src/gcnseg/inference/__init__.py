@@ -1,0 +1,1 @@
+"""Inference and deployment: prediction, ONNX export and the ONNX Runtime engine."""

@@ -1,0 +1,114 @@
+"""ONNX export: dynamic batch/height/width, classes and model name in the file's metadata.
+
+The graph takes what the torch model takes (float32 RGB in [0, 1], NCHW; normalisation is inside)
+and returns logits at the input's size, so a deployment needs nothing from gcnseg but the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
+from gcnseg.classes import ClassSet
+from gcnseg.errors import GcnsegError
+from gcnseg.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    import onnx
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "logits"
+# metadata_props keys; OnnxSegmenter reads them back.
+META_CLASSES = "gcnseg.classes"
+META_MODEL = "gcnseg.model"
+META_INPUT = "gcnseg.input"
+INPUT_FORMAT = "float32 RGB in [0, 1], NCHW, any batch/height/width; output logits NCHW"
+_DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
+
+
+def export_onnx(
+    model: nn.Module,
+    out: Path,
+    *,
+    classes: ClassSet,
+    opset: int = 17,
+    sample_size: int = 256,
+    model_name: str | None = None,
+) -> Path:
+    """Write `model` as a checked ONNX file at `out` (atomically) and return the path.
+
+    A fp32 CPU copy in eval mode is exported, so the caller's model (maybe bf16, channels-last, on
+    a GPU, in train mode) is left untouched.
+    """
+    onnx_module = _import_onnx()
+    model = copy.deepcopy(model).float().cpu().eval()
+    sample = torch.zeros(1, 3, sample_size, sample_size)  # only its shape is traced
+    _check_class_count(model, classes)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        _trace_export(model, sample, tmp, opset)
+        proto = onnx_module.load(str(tmp))
+        _name_class_axis(proto, len(classes.names))
+        metadata = {
+            META_CLASSES: json.dumps(classes.to_dict()),
+            META_MODEL: model_name or type(model).__name__,
+            META_INPUT: INPUT_FORMAT,
+        }
+        onnx_module.helper.set_model_props(proto, metadata)
+        onnx_module.checker.check_model(proto, full_check=True)
+        onnx_module.save(proto, str(tmp))
+    return out
+
+
+def export_checkpoint(checkpoint: str, out: Path, opset: int = 17) -> Path:
+    """Export a training checkpoint (path, run folder or packaged name) with its classes."""
+    model, config, classes = model_from_checkpoint(load_checkpoint(checkpoint))
+    return export_onnx(model, out, classes=classes, opset=opset, model_name=config.model.name)
+
+
+def _import_onnx() -> ModuleType:
+    try:
+        import onnx
+    except ImportError:
+        raise GcnsegError("onnx is not installed: pip install gcnseg[onnx]") from None
+    return onnx
+
+
+def _check_class_count(model: nn.Module, classes: ClassSet) -> None:
+    """The metadata must describe the logits' channels, or every prediction is mislabelled."""
+    with torch.no_grad():
+        channels = model(torch.zeros(1, 3, 64, 64)).shape[1]
+    if channels != len(classes.names):
+        named = len(classes.names)
+        raise GcnsegError(f"the model outputs {channels} classes but {named} are named")
+
+
+def _trace_export(model: nn.Module, sample: torch.Tensor, path: Path, opset: int) -> None:
+    """The TorchScript exporter: it keeps `F.interpolate(size=input size)` dynamic via Shape ops."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "legacy exporter": chosen on purpose
+        torch.onnx.export(
+            model,
+            (sample,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: _DYNAMIC_AXES, OUTPUT_NAME: _DYNAMIC_AXES},
+            do_constant_folding=True,
+        )
+
+
+def _name_class_axis(proto: onnx.ModelProto, num_classes: int) -> None:
+    """The exporter leaves the class axis symbolic; make it the fixed count consumers expect."""
+    (output,) = proto.graph.output
+    output.type.tensor_type.shape.dim[1].dim_value = num_classes

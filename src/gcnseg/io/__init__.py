@@ -1,0 +1,1 @@
+"""Generic IO: atomic writes, verified downloads and safe archive extraction."""

@@ -1,0 +1,1 @@
+"""Tools: benchmarks and the demo."""

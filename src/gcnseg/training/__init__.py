@@ -1,0 +1,1 @@
+"""Training: the run, the epoch loop, losses, LR schedules, DDP helpers and torchrun launch."""

@@ -1,0 +1,1 @@
+"""Pictures: mask PNGs, overlays, panels, galleries and plots."""

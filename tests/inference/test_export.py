@@ -1,0 +1,148 @@
+"""ONNX export: torch/ONNX Runtime parity on real photos, dynamic shapes, metadata, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gcnseg.checkpoint import save_checkpoint
+from gcnseg.classes import ClassSet
+from gcnseg.config import Config
+from gcnseg.data.images import read_image
+from gcnseg.data.transforms import eval_transform, to_chw_tensor
+from gcnseg.errors import GcnsegError
+from gcnseg.models import create_model
+
+onnx = pytest.importorskip("onnx", reason="the [onnx] extra is not installed")
+pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+
+from gcnseg.inference.export import META_CLASSES, export_checkpoint, export_onnx  # noqa: E402
+from gcnseg.inference.onnx_runtime import OnnxSegmenter  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "oxford-pets-sample"
+# Not the packaged PETS colours, so the round trip proves the metadata is read, not defaulted.
+CLASSES = ClassSet(("background", "cat", "dog"), ((1, 2, 3), (40, 50, 60), (200, 100, 7)))
+MAX_ABS_DIFF = 1e-3
+MIN_ARGMAX_AGREEMENT = 0.999
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """With other jobs on a small machine, spinning OpenMP threads can be 100× slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[np.ndarray]:
+    images = sorted((DATA / "images").glob("*.jpg"))
+    if not images:
+        pytest.skip(f"real sample images not found under {DATA} (shared data not mounted)")
+    picks = [images[0], images[len(images) // 3], images[2 * len(images) // 3], images[-1]]
+    return [read_image(p) for p in picks]
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    """ImageNet backbone, seeded random decoder: the logits are those of an untrained head."""
+    torch.manual_seed(0)
+    return create_model("gcn_efficientnet_lite0", num_classes=3).eval()
+
+
+@pytest.fixture(scope="module")
+def exported(model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("onnx") / "gcn.onnx"
+    return export_onnx(model, out, classes=CLASSES, model_name="gcn_efficientnet_lite0")
+
+
+def to_batch(images: list[np.ndarray]) -> torch.Tensor:
+    return torch.stack([to_chw_tensor(im) for im in images]).float() / 255
+
+
+def letterboxed(photos: list[np.ndarray], size: int) -> torch.Tensor:
+    transform = eval_transform(size)
+    return to_batch([transform(image=p)["image"] for p in photos])
+
+
+def assert_parity(model: torch.nn.Module, exported: Path, images: torch.Tensor) -> None:
+    with torch.no_grad():
+        expected = model(images)
+    got = OnnxSegmenter(exported, threads=1)(images)
+    assert got.shape == expected.shape == (images.shape[0], 3, *images.shape[-2:])
+    assert (got - expected).abs().max().item() <= MAX_ABS_DIFF
+    agreement = (got.argmax(1) == expected.argmax(1)).float().mean().item()
+    assert agreement >= MIN_ARGMAX_AGREEMENT
+
+
+def test_parity_on_letterboxed_photos(model, exported, photos) -> None:
+    assert_parity(model, exported, letterboxed(photos[:3], 320))
+
+
+def test_parity_at_an_odd_size_unlike_the_export_sample(model, exported, photos) -> None:
+    # 333×479 vs the 256² trace: a baked-in interpolate size would give the wrong output shape.
+    image = to_batch(photos[3:])
+    image = F.interpolate(image, size=(333, 479), mode="bilinear", align_corners=False)
+    assert_parity(model, exported, image.clamp(0, 1))
+
+
+def test_dynamic_batch_matches_single_images(exported, photos) -> None:
+    segmenter = OnnxSegmenter(exported, threads=1)
+    pair = letterboxed(photos[:2], 320)
+    together = segmenter(pair)
+    apart = torch.cat([segmenter(pair[:1]), segmenter(pair[1:])])
+    assert together.shape[0] == 2
+    torch.testing.assert_close(together, apart, atol=1e-4, rtol=0)
+
+
+def test_metadata_round_trip(exported) -> None:
+    segmenter = OnnxSegmenter(exported, threads=1)
+    assert segmenter.classes == CLASSES
+    assert segmenter.model_name == "gcn_efficientnet_lite0"
+    proto = onnx.load(str(exported))
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props[META_CLASSES]) == CLASSES.to_dict()
+    (output,) = proto.graph.output
+    dims = output.type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
+
+
+def test_class_count_mismatch_is_refused(model, tmp_path) -> None:
+    two = ClassSet(("background", "pet"), ((0, 0, 0), (255, 255, 255)))
+    with pytest.raises(GcnsegError, match="outputs 3 classes but 2"):
+        export_onnx(model, tmp_path / "bad.onnx", classes=two)
+    assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_export_checkpoint_carries_classes_and_model_name(tmp_path) -> None:
+    config = Config()
+    config.model.name = "gcn_k1_efficientnet_lite0"
+    torch.manual_seed(1)
+    source = create_model(config.model.name, num_classes=3, backbone_weights="random").eval()
+    payload = {"model": source.state_dict(), "config": config.to_dict()}
+    save_checkpoint(tmp_path / "best.pt", payload | {"classes": CLASSES.to_dict()})
+
+    out = export_checkpoint(str(tmp_path), tmp_path / "model.onnx")
+
+    segmenter = OnnxSegmenter(out, threads=1)
+    assert (segmenter.classes, segmenter.model_name) == (CLASSES, "gcn_k1_efficientnet_lite0")
+    image = torch.rand(1, 3, 96, 80)
+    with torch.no_grad():
+        expected = source(image)
+    assert (segmenter(image) - expected).abs().max().item() <= MAX_ABS_DIFF
+
+
+def test_segmenter_gives_one_line_errors(tmp_path) -> None:
+    with pytest.raises(GcnsegError, match="not found"):
+        OnnxSegmenter(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a protobuf")
+    with pytest.raises(GcnsegError, match="not a loadable ONNX model"):
+        OnnxSegmenter(junk)

@@ -1,0 +1,277 @@
+"""End to end on real sample images: train, resume exactly, test, predict, checkpoint round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gcnseg.training import loop as train_module
+from PIL import Image
+
+from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
+from gcnseg.config import load_config
+from gcnseg.data.layouts import index_dataset
+from gcnseg.data.splits import save_manifest
+from gcnseg.errors import GcnsegError
+from gcnseg.evaluation.report import run_test
+from gcnseg.inference.predict import predict_files
+from gcnseg.training.loop import train
+from smoke import TINY_TRAINING
+
+PETS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "oxford-pets-sample"
+pytestmark = pytest.mark.skipif(
+    not PETS.is_dir(), reason=f"Oxford-IIIT Pet sample not found at {PETS}"
+)
+
+TINY = [
+    *TINY_TRAINING,
+    "data.batch_size=2",
+    "data.eval_batch_size=4",
+    "schedule.name=cosine",
+    "schedule.warmup_epochs=0.5",
+]
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    names = sorted(s.name for s in index_dataset(PETS).samples)
+    cats, dogs = [n for n in names if n[0].isupper()], [n for n in names if n[0].islower()]
+    path = tmp_path_factory.mktemp("split") / "manifest.json"
+    save_manifest(
+        path,
+        {
+            "splits": {
+                "train": cats[:3] + dogs[:3],
+                "val": cats[3:5] + dogs[3:5],
+                "test": cats[5:7] + dogs[5:7],
+            }
+        },
+    )
+    return path
+
+
+def _config(manifest: Path, out: Path, name: str, *extra: str):
+    overrides = [
+        *TINY,
+        f"data.root={PETS}",
+        f"data.manifest={manifest}",
+        f"train.output={out}",
+        f"train.name={name}",
+    ]
+    return load_config("pets_gcn_lite0", overrides + list(extra))
+
+
+@pytest.fixture(scope="module")
+def trained_run(manifest: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    return train(_config(manifest, out, "full", "train.epochs=2"), progress_bar=False)
+
+
+def test_run_folder_holds_everything(trained_run: Path) -> None:
+    for name in (
+        "best.pt",
+        "last.pt",
+        "config.yaml",
+        "manifest.json",
+        "metrics.jsonl",
+        "steps.jsonl",
+        "learning_curve.png",
+    ):
+        assert (trained_run / name).is_file(), name
+    records = [
+        json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["epoch"] for r in records] == [0, 1]
+    assert all(np.isfinite(r["train_loss"]) and 0 <= r["val_miou"] <= 1 for r in records)
+    steps = (trained_run / "steps.jsonl").read_text().splitlines()
+    assert len(steps) == 2 * 3  # 6 images, batch 2
+
+
+def test_checkpoint_round_trip(trained_run: Path) -> None:
+    payload = load_checkpoint(trained_run / "last.pt")
+    model, cfg, classes = model_from_checkpoint(payload)
+    assert classes.names == ("background", "cat", "dog")
+    assert cfg.data.crop_size == 64
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, payload["model"][key]), key
+    assert payload["progress"]["epoch"] == 2
+    assert {"optimizer", "schedule", "torch_rng", "metrics"} <= payload.keys()
+
+
+def test_interrupted_run_resumes_to_identical_weights(
+    manifest: Path, trained_run: Path, tmp_path, monkeypatch
+) -> None:
+    real_step = train_module._train_step
+    calls = {"n": 0}
+
+    def interrupt_mid_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # epoch 2, second step
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_train_step", interrupt_mid_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(manifest, tmp_path, "cut", "train.epochs=2"), progress_bar=False)
+    saved = load_checkpoint(tmp_path / "cut" / "last.pt")["progress"]
+    assert (saved["epoch"], saved["step_in_epoch"]) == (1, 1)
+    monkeypatch.setattr(train_module, "_train_step", real_step)
+    train(None, resume=tmp_path / "cut", progress_bar=False)
+    resumed = load_checkpoint(tmp_path / "cut" / "last.pt")["model"]
+    uninterrupted = load_checkpoint(trained_run / "last.pt")["model"]
+    for key, value in uninterrupted.items():
+        torch.testing.assert_close(resumed[key], value, rtol=0, atol=1e-6, msg=key)
+    epochs = [
+        json.loads(x)["epoch"]
+        for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert epochs == [0, 1]
+
+
+def test_non_finite_loss_stops_with_a_checkpoint(manifest: Path, tmp_path) -> None:
+    cfg = _config(
+        manifest, tmp_path, "nan", "train.epochs=1", "optim.lr=1e30", "optim.grad_clip=none"
+    )
+    with pytest.raises(GcnsegError, match="loss became"):
+        train(cfg, progress_bar=False)
+    payload = load_checkpoint(tmp_path / "nan" / "last.pt")
+    assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())
+
+
+def test_test_command_reports_at_original_resolution(
+    trained_run: Path, manifest: Path, tmp_path
+) -> None:
+    report = run_test(
+        str(trained_run), PETS, manifest=manifest, split="test", json_out=tmp_path / "r.json", worst=2,
+        draw_dir=tmp_path / "draw",
+    )  # fmt: skip
+    data = json.loads((tmp_path / "r.json").read_text())
+    names = json.loads(manifest.read_text())["splits"]["test"]
+    total = 0
+    for name in names:
+        trimap = np.asarray(Image.open(PETS / "annotations" / "trimaps" / f"{name}.png"))
+        total += int((trimap != 3).sum())
+    assert sum(map(sum, data["confusion_matrix"])) == total  # every non-border pixel, at full size
+    assert report.images == 4 and set(data["per_image"]) == set(names)
+    assert (tmp_path / "confusion_matrix.png").is_file() and (tmp_path / "worst.png").is_file()
+    assert sorted(p.stem for p in (tmp_path / "draw").iterdir()) == sorted(names)
+    assert "mean image accuracy" in report.format()
+
+
+def _write_odd_inputs(folder: Path) -> list[Path]:
+    folder.mkdir()
+    rgb = np.asarray(
+        Image.open(PETS / "images" / "Abyssinian_10.jpg").convert("RGB").resize((90, 70))
+    )
+    paths = {
+        "grey.png": Image.fromarray(rgb[..., 0]),
+        "rgba.png": Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])),
+        "deep.png": Image.fromarray(rgb[..., 1].astype(np.uint16) * 257).convert("I;16"),
+        "palette.png": Image.fromarray(rgb).convert("P"),
+    }
+    for name, image in paths.items():
+        image.save(folder / name)
+    gif_in_jpg = folder / "gif.jpg"
+    Image.fromarray(rgb).convert("P").save(gif_in_jpg, format="GIF")
+    (folder / "broken.jpg").write_bytes(b"not an image at all")
+    return sorted(folder.iterdir())
+
+
+def test_predict_odd_formats_and_skips_unreadable(trained_run: Path, tmp_path) -> None:
+    inputs = _write_odd_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    written = predict_files(
+        [str(tmp_path / "in")], checkpoint=str(trained_run), out_dir=out, device="cpu"
+    )
+    assert written == 5  # broken.jpg reported and skipped
+    for path in inputs:
+        if path.name == "broken.jpg":
+            assert not (out / "broken_mask.png").exists()
+            continue
+        mask = Image.open(out / f"{path.stem}_mask.png")
+        assert mask.mode == "P" and mask.size == Image.open(path).size
+        assert set(np.unique(np.asarray(mask))) <= {0, 1, 2}
+        assert (out / f"{path.stem}_overlay.jpg").is_file()
+
+
+def test_predict_draws_a_panel_when_ground_truth_exists(trained_run: Path, tmp_path) -> None:
+    image = PETS / "images" / "Abyssinian_10.jpg"
+    predict_files(
+        [str(image)], checkpoint=str(trained_run), out_dir=tmp_path, device="cpu", flip=True
+    )
+    panel = Image.open(tmp_path / "Abyssinian_10_panel.png")
+    assert panel.width == 3 * Image.open(image).width
+
+
+def test_release_is_fp16_and_loads_by_path(trained_run: Path, tmp_path) -> None:
+    from gcnseg.checkpoint import save_release
+
+    out = save_release(trained_run / "best.pt", tmp_path / "release.pt")
+    payload = load_checkpoint(out)
+    assert "optimizer" not in payload
+    assert all(v.dtype == torch.float16 for v in payload["model"].values() if v.is_floating_point())
+    model, _, _ = model_from_checkpoint(payload)
+    full, _, _ = model_from_checkpoint(load_checkpoint(trained_run / "best.pt"))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        agree = (model(x).argmax(1) == full(x).argmax(1)).float().mean()
+    assert agree > 0.99
+
+
+def test_gzipped_release_is_smaller_and_loads_the_same(trained_run: Path, tmp_path) -> None:
+    from gcnseg.checkpoint import save_release
+
+    plain = save_release(trained_run / "best.pt", tmp_path / "release.pt")
+    packed = save_release(trained_run / "best.pt", tmp_path / "release.pt.gz")
+    assert packed.read_bytes()[:2] == b"\x1f\x8b"
+    assert packed.stat().st_size < plain.stat().st_size
+    a, b = load_checkpoint(plain), load_checkpoint(packed)
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["config"] == b["config"]
+
+
+def test_corrupt_gzipped_checkpoint_is_one_clear_error(tmp_path) -> None:
+    from gcnseg.errors import GcnsegError
+
+    bad = tmp_path / "broken.pt.gz"
+    bad.write_bytes(b"\x1f\x8b" + b"not really gzip")
+    with pytest.raises(GcnsegError, match=r"broken\.pt\.gz: not a readable checkpoint"):
+        load_checkpoint(bad)
+
+
+def test_tensorboard_logging_when_installed(manifest: Path, tmp_path, monkeypatch) -> None:
+    """With `train.tensorboard`, every epoch's float metrics go to a SummaryWriter in the run."""
+    import sys
+    import types
+
+    written: list[tuple[str, float, int]] = []
+
+    class FakeWriter:
+        def __init__(self, log_dir: str) -> None:
+            self.log_dir = log_dir
+
+        def add_scalar(self, key: str, value: float, step: int) -> None:
+            written.append((key, value, step))
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setitem(
+        sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter)
+    )
+    cfg = _config(
+        manifest,
+        tmp_path,
+        "tb",
+        "train.epochs=1",
+        "train.max_steps_per_epoch=1",
+        "train.tensorboard=true",
+    )
+    train(cfg, progress_bar=False)
+    keys = {key for key, _, _ in written}
+    assert {"train_loss", "val_miou", "val_pixel_accuracy", "lr"} <= keys
+    assert all(step == 1 for _, _, step in written)  # logged at the end of epoch 1
