@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gcnseg.data.images import read_image
 from gcnseg.data.samples import Sample
-from gcnseg.data.transforms import to_chw_tensor
+from gcnseg.data.transforms import Letterbox, to_chw_tensor
 from gcnseg.errors import GcnsegError
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class SegmentationDataset(Dataset):
         }
         if self.keep_original:
             item["original_label"] = torch.from_numpy(label)
+            item["letterbox"] = Letterbox.fit(*label.shape, out["image"].shape[0])
         return item
 
 
@@ -92,6 +93,7 @@ def collate(items: list[dict]) -> dict:
     }
     if "original_label" in items[0]:
         batch["original_label"] = [it["original_label"] for it in items]
+        batch["letterbox"] = [it["letterbox"] for it in items]
     return batch
 
 

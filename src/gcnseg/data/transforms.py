@@ -6,6 +6,8 @@ ONNX and training share one preprocessing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import albumentations as A
 import cv2
 import numpy as np
@@ -62,18 +64,37 @@ def eval_transform(size: int) -> A.Compose:
     )
 
 
-def letterbox_shape(height: int, width: int, size: int) -> tuple[int, int]:
-    """Content height/width inside the padded square, as LongestMaxSize computes it."""
-    scale = size / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
+@dataclass(frozen=True)
+class Letterbox:
+    """Where an image sits in its padded square: made once when the image is letterboxed and
+    carried with it, so predictions map back to the original pixels without guessing."""
+
+    height: int  # original size
+    width: int
+    size: int  # the padded square's side
+    content_height: int  # the resized image inside the square (top-left)
+    content_width: int
+
+    @classmethod
+    def fit(cls, height: int, width: int, size: int) -> Letterbox:
+        """The geometry LongestMaxSize + top-left PadIfNeeded (`eval_transform`) produce."""
+        scale = size / max(height, width)
+        content = max(1, round(height * scale)), max(1, round(width * scale))
+        return cls(height, width, size, *content)
 
 
-def unletterbox(logits: torch.Tensor, original: tuple[int, int]) -> torch.Tensor:
+def unletterbox(logits: torch.Tensor, box: Letterbox) -> torch.Tensor:
     """Map (C, S, S) logits of a letterboxed image back to (C, H, W) at the original resolution."""
-    size = logits.shape[-1]
-    h, w = letterbox_shape(*original, size)
-    content = logits[:, :h, :w].unsqueeze(0).float()
-    return F.interpolate(content, size=original, mode="bilinear", align_corners=False)[0]
+    content = logits[:, : box.content_height, : box.content_width].unsqueeze(0).float()
+    return F.interpolate(
+        content, size=(box.height, box.width), mode="bilinear", align_corners=False
+    )[0]
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
+    """An HxWx3 uint8 image letterboxed into a size×size square, with its geometry."""
+    box = Letterbox.fit(image.shape[0], image.shape[1], size)
+    return eval_transform(size)(image=image)["image"], box
 
 
 def to_chw_tensor(image: np.ndarray) -> torch.Tensor:
