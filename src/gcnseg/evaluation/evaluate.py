@@ -70,7 +70,7 @@ def evaluate(
         loss_pixels += float((labels != IGNORE_INDEX).sum())
         for row, index in enumerate(batch["index"].tolist()):
             target = batch["original_label"][row].to(device)
-            pred = unletterbox(logits[row], tuple(target.shape)).argmax(0).to(torch.uint8)
+            pred = unletterbox(logits[row], batch["letterbox"][row]).argmax(0).to(torch.uint8)
             accuracy = metrics.update(pred, target)
             results.append(ImageResult(index, accuracy, image_miou(pred, target, num_classes)))
             if on_prediction is not None:

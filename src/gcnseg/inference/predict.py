@@ -17,7 +17,7 @@ from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
 from gcnseg.classes import ClassSet
 from gcnseg.data.images import IMAGE_EXTENSIONS, read_image, read_mask
 from gcnseg.data.oxford_pets import truth_sample
-from gcnseg.data.transforms import eval_transform, to_chw_tensor, unletterbox
+from gcnseg.data.transforms import letterbox, to_chw_tensor, unletterbox
 from gcnseg.errors import GcnsegError
 from gcnseg.runtime import predict_logits, prepare_images, resolve_device
 from gcnseg.viz.draw import overlay, panel, save_image, save_mask_png
@@ -64,10 +64,10 @@ def segment(
     flip: bool,
 ) -> np.ndarray:
     """HxW uint8 class indices for one HxWx3 image, predicted at `size` and mapped back."""
-    letterboxed = eval_transform(size)(image=image)["image"]
+    letterboxed, box = letterbox(image, size)
     batch = prepare_images(to_chw_tensor(letterboxed)[None], device, channels_last=True)
     logits = predict_logits(model, batch, device=device, amp=amp, flip=flip)[0]
-    return unletterbox(logits, image.shape[:2]).argmax(0).to(torch.uint8).cpu().numpy()
+    return unletterbox(logits, box).argmax(0).to(torch.uint8).cpu().numpy()
 
 
 def _onnx_model(
