@@ -9,8 +9,9 @@ import torch.nn.functional as F
 
 from gcnseg.classes import IGNORE_INDEX
 from gcnseg.data.transforms import (
+    Letterbox,
     eval_transform,
-    letterbox_shape,
+    letterbox,
     to_chw_tensor,
     train_transform,
     unletterbox,
@@ -80,7 +81,8 @@ def test_unletterbox_restores_original_label(size: int, threshold: float) -> Non
     boxed = out["mask"]
     assert out["image"].shape == (size, size, 3) and boxed.shape == (size, size)
 
-    content_h, content_w = letterbox_shape(height, width, size)
+    box = Letterbox.fit(height, width, size)
+    content_h, content_w = box.content_height, box.content_width
     assert content_w == size  # the longer side fills the square
     assert (boxed[:content_h, :content_w] != IGNORE_INDEX).all()
     assert (boxed[content_h:] == IGNORE_INDEX).all() and (
@@ -92,7 +94,7 @@ def test_unletterbox_restores_original_label(size: int, threshold: float) -> Non
     logits[:, :content_h, :content_w] = F.one_hot(content, classes).permute(2, 0, 1).float()
     logits[0, content_h:, :] = 100.0  # padding predictions must not leak back in
     logits[0, :, content_w:] = 100.0
-    restored = unletterbox(logits, (height, width))
+    restored = unletterbox(logits, box)
     assert restored.shape == (classes, height, width)
     agreement = (restored.argmax(0).numpy() == label).mean()
     assert agreement >= threshold, agreement
@@ -109,7 +111,8 @@ def test_eval_label_stays_on_the_image(size: int) -> None:
     # same grid, or its edges drift off the image's by up to a pixel (cv2.INTER_NEAREST did).
     image, label = _grey_blocks(333, 479)
     out = eval_transform(size)(image=image, mask=label)
-    h, w = letterbox_shape(333, 479, size)
+    box = Letterbox.fit(333, 479, size)
+    h, w = box.content_height, box.content_width
     from_image = (out["image"][:h, :w, 0] > 127).astype(np.uint8)
     assert (from_image == out["mask"][:h, :w]).mean() >= 0.999
 
@@ -128,14 +131,17 @@ def test_train_label_stays_on_the_image() -> None:
     ("height", "width", "size"),
     [(333, 479, 512), (479, 333, 512), (100, 100, 64), (1, 1000, 64), (375, 500, 321), (7, 3, 5)],
 )
-def test_letterbox_shape_matches_content(height: int, width: int, size: int) -> None:
+def test_letterbox_geometry_matches_content(height: int, width: int, size: int) -> None:
     out = eval_transform(size)(
         image=np.zeros((height, width, 3), np.uint8), mask=np.zeros((height, width), np.uint8)
     )
     mask = out["mask"]
     content_rows = int((mask != IGNORE_INDEX).any(axis=1).sum())
     content_cols = int((mask != IGNORE_INDEX).any(axis=0).sum())
-    assert letterbox_shape(height, width, size) == (content_rows, content_cols)
+    box = Letterbox.fit(height, width, size)
+    assert (box.content_height, box.content_width) == (content_rows, content_cols)
+    boxed, carried = letterbox(np.zeros((height, width, 3), np.uint8), size)
+    assert carried == box and boxed.shape == (size, size, 3)
     # Content sits top-left: everything it does not cover is padding.
     assert (mask[:content_rows, :content_cols] == 0).all()
 
