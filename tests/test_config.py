@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gcnseg.config import load_config, shipped_configs
+from gcnseg.config import DataConfig, OptimConfig, TrainConfig, load_config, shipped_configs
 from gcnseg.errors import GcnsegError
 
 
@@ -47,3 +47,81 @@ def test_yaml_file(tmp_path) -> None:
     assert cfg.model.name == "gcn_resnet18" and cfg.train.amp == "bf16"
     with pytest.raises(GcnsegError, match="config not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.batch_size=0", "data.batch_size: 0 must be >= 1"),
+        ("data.batch_size=true", "data.batch_size: True is not an int"),
+        ("data.eval_batch_size=-2", "data.eval_batch_size"),
+        ("data.workers=-1", "data.workers: -1 must be >= 0"),
+        ("data.test_fraction=1", "data.test_fraction"),
+        ("data.val_fraction=-0.1", "data.val_fraction"),
+        ("data.eval_size=16", "data.eval_size: 16 must be >= 32"),
+        ("data.scale_min=0", "data.scale_min"),
+        ("data.scale_max=0.2", "data.scale_max: 0.2 must be >= data.scale_min"),
+        ("data.color_jitter=-1", "data.color_jitter"),
+        ("data.max_side=0", "data.max_side"),
+        ("data.root=", "data.root"),
+        ("model.kernel_size=4", "model.kernel_size: 4 must be odd"),
+        ("model.kernel_size=0", "model.kernel_size"),
+        ("model.decoder_width=-4", "model.decoder_width: -4 must be >= 1"),
+        ("model.freeze_bn=1", "model.freeze_bn: 1 is not a boolean"),
+        ("optim.lr=-0.1", "optim.lr: -0.1 must be > 0"),
+        ("optim.lr=0", "optim.lr: 0.0 must be > 0"),
+        ("optim.lr=nan", "optim.lr: 'nan' is not a finite number"),
+        ("optim.lr=.inf", "optim.lr"),
+        ("optim.momentum=1", "optim.momentum"),
+        ("optim.weight_decay=-1e-4", "optim.weight_decay"),
+        ("optim.grad_clip=-5", "optim.grad_clip: -5.0 must be > 0"),
+        ("optim.decoder_lr_mult=0", "optim.decoder_lr_mult"),
+        ("schedule.factor=1.5", "schedule.factor: 1.5 must be in (0, 1)"),
+        ("schedule.factor=0", "schedule.factor"),
+        ("schedule.warmup_epochs=-1", "schedule.warmup_epochs"),
+        ("schedule.patience=-1", "schedule.patience"),
+        ("schedule.power=0", "schedule.power"),
+        ("schedule.min_lr=-1", "schedule.min_lr"),
+        ("train.epochs=0", "train.epochs: 0 must be >= 1"),
+        ("train.epochs=-3", "train.epochs"),
+        ("train.epochs=2.5", "train.epochs: 2.5 is not an int"),
+        ("train.dice_weight=-0.5", "train.dice_weight"),
+        ("train.compile=maybe", "train.compile: 'maybe' is not a boolean"),
+        ("train.name=../elsewhere", "train.name"),
+        ("train.threads=0", "train.threads"),
+        ("train.max_steps_per_epoch=0", "train.max_steps_per_epoch"),
+        ("train.time_budget_min=-1", "train.time_budget_min"),
+        ("train.seed=-1", "train.seed"),
+    ],
+)
+def test_out_of_range_settings_name_their_key(override: str, message: str) -> None:
+    with pytest.raises(GcnsegError) as exc:
+        load_config("pets_gcn_lite0", [override])
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_sections_built_in_python_are_checked_too() -> None:
+    with pytest.raises(GcnsegError, match=r"data\.batch_size: True is not an int"):
+        DataConfig(batch_size=True)
+    with pytest.raises(GcnsegError, match=r"optim\.grad_clip"):
+        OptimConfig(grad_clip=-1.0)
+    with pytest.raises(GcnsegError, match=r"train\.channels_last: 'yes' is not a bool"):
+        TrainConfig(channels_last="yes")
+    assert DataConfig(test_fraction=0).test_fraction == 0  # an int is a fine float
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"optim:\n  lr: 0.1\n  name: \xff\xfe\n", "not a UTF-8 text file"),
+        (b"optim: 5\n", "optim: must be a mapping"),
+        (b"- a\n- b\n", "must be a mapping of sections"),
+    ],
+    ids=["latin-1", "section-not-mapping", "list"],
+)
+def test_bad_yaml_files_are_one_line(tmp_path, content: bytes, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    with pytest.raises(GcnsegError, match=message) as exc:
+        load_config(path)
+    assert "\n" not in str(exc.value)

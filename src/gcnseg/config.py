@@ -2,24 +2,88 @@
 
 `load_config("pets_gcn_lite0", ["optim.lr=0.01"])` reads a shipped config by name (or any YAML path)
 and coerces each override to its field's type, so nobody edits code to change a setting.
+
+Every section checks its own types and ranges when it is built (from YAML or in Python), so a bad
+value is one line naming its key (`optim.lr: -1.0 must be > 0`) before any work starts, never a
+crash deep in training or, worse, a silently wrong run (a negative grad_clip is gradient ascent).
 """
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
 from gcnseg.errors import GcnsegError
 
 
+def _matches(value: Any, annotation: Any) -> bool:
+    """Whether `value` already has the declared type; a bool is not a number here (`true` is no
+    batch size) and a float must be finite."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in typing.get_args(annotation))
+    if origin is Literal:
+        return isinstance(value, str) and value in typing.get_args(annotation)
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    return isinstance(value, annotation)
+
+
+def _describe(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(annotation))
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(annotation)))
+    if annotation is type(None):
+        return "none"
+    if annotation is float:
+        return "a finite number"
+    return f"a {annotation.__name__}" if annotation is not int else "an int"
+
+
+class _Section:
+    """Type and range checks shared by the sections; each names its keys `section.key`."""
+
+    SECTION: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if not _matches(value, hints[f.name]):
+                raise GcnsegError(
+                    f"{self.SECTION}.{f.name}: {value!r} is not {_describe(hints[f.name])}"
+                )
+        self.check()
+
+    def check(self) -> None:
+        """Range checks; the types are already right."""
+
+    def require(self, key: str, ok: bool, rule: str) -> None:
+        """Write `ok` so that NaN fails it (`not x > 0`, never `x <= 0`)."""
+        if not ok:
+            raise GcnsegError(f"{self.SECTION}.{key}: {getattr(self, key)!r} must be {rule}")
+
+
 @dataclass
-class DataConfig:
+class DataConfig(_Section):
+    SECTION: ClassVar[str] = "data"
     root: str = "../shared/data/oxford-pets-sample"
     manifest: str | None = None  # JSON split manifest; made from the seed/fractions when absent
     test_fraction: float = 0.1
@@ -35,15 +99,26 @@ class DataConfig:
     eval_batch_size: int = 8
     workers: int | None = None  # None: one per spare core
 
-    def __post_init__(self) -> None:
-        if self.crop_size < 32 or self.eval_size < 32:
-            raise GcnsegError("data.crop_size and data.eval_size must be >= 32")
-        if not 0 < self.scale_min <= self.scale_max:
-            raise GcnsegError("need 0 < data.scale_min <= data.scale_max")
+    def check(self) -> None:
+        self.require("root", bool(self.root), "a dataset folder")
+        self.require("manifest", self.manifest is None or bool(self.manifest), "a path or none")
+        for key in ("test_fraction", "val_fraction"):
+            self.require(key, 0 <= getattr(self, key) < 1, "in [0, 1)")
+        self.require("split_seed", self.split_seed >= 0, ">= 0")
+        self.require("max_side", self.max_side is None or self.max_side >= 1, ">= 1 or none")
+        for key in ("crop_size", "eval_size"):
+            self.require(key, getattr(self, key) >= 32, ">= 32")
+        self.require("scale_min", self.scale_min > 0, "> 0")
+        self.require("scale_max", self.scale_max >= self.scale_min, ">= data.scale_min")
+        self.require("color_jitter", 0 <= self.color_jitter <= 1, "in [0, 1]")
+        for key in ("batch_size", "eval_batch_size"):
+            self.require(key, getattr(self, key) >= 1, ">= 1")
+        self.require("workers", self.workers is None or self.workers >= 0, ">= 0 or none")
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(_Section):
+    SECTION: ClassVar[str] = "model"
     name: str = "gcn_efficientnet_lite0"
     kernel_size: int | None = None  # None: the model's default (15; 1 for gcn_k1_*)
     decoder_width: int | None = None  # None: num_classes, as in the paper
@@ -51,9 +126,20 @@ class ModelConfig:
     freeze_bn: bool = False
     freeze_stem: bool = False
 
+    def check(self) -> None:
+        self.require("name", bool(self.name), "a model name (see `gcnseg models`)")
+        k = self.kernel_size
+        self.require("kernel_size", k is None or (k >= 1 and k % 2 == 1), "odd and >= 1, or none")
+        w = self.decoder_width
+        self.require("decoder_width", w is None or w >= 1, ">= 1 or none")
+        self.require(
+            "backbone_weights", bool(self.backbone_weights), "imagenet, random, a path or a URL"
+        )
+
 
 @dataclass
-class OptimConfig:
+class OptimConfig(_Section):
+    SECTION: ClassVar[str] = "optim"
     name: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.01  # backbone learning rate
     decoder_lr_mult: float = 1.0  # decoder lr = lr × this (AdamW recipes use 10)
@@ -61,9 +147,18 @@ class OptimConfig:
     weight_decay: float = 1e-4
     grad_clip: float | None = 5.0  # the GCN decoder has no normalisation: clipping keeps it finite
 
+    def check(self) -> None:
+        self.require("lr", self.lr > 0, "> 0")
+        self.require("decoder_lr_mult", self.decoder_lr_mult > 0, "> 0")
+        self.require("momentum", 0 <= self.momentum < 1, "in [0, 1)")
+        self.require("weight_decay", self.weight_decay >= 0, ">= 0")
+        clip = self.grad_clip
+        self.require("grad_clip", clip is None or clip > 0, "> 0 or none (no clipping)")
+
 
 @dataclass
-class ScheduleConfig:
+class ScheduleConfig(_Section):
+    SECTION: ClassVar[str] = "schedule"
     name: Literal["plateau", "poly", "cosine", "constant"] = "plateau"
     warmup_epochs: float = 1.0
     power: float = 0.9  # poly
@@ -72,9 +167,18 @@ class ScheduleConfig:
     threshold: float = 1e-4  # relative
     min_lr: float = 1e-6
 
+    def check(self) -> None:
+        self.require("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
+        self.require("power", self.power > 0, "> 0")
+        self.require("patience", self.patience >= 0, ">= 0")
+        self.require("factor", 0 < self.factor < 1, "in (0, 1): the plateau schedule lowers the lr")
+        self.require("threshold", self.threshold >= 0, ">= 0")
+        self.require("min_lr", self.min_lr >= 0, ">= 0")
+
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Section):
+    SECTION: ClassVar[str] = "train"
     epochs: int = 30
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -92,6 +196,24 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads; None: the cores this process may use
     tensorboard: bool = False
 
+    def check(self) -> None:
+        self.require("epochs", self.epochs >= 1, ">= 1")
+        self.require("seed", self.seed >= 0, ">= 0")
+        self.require("dice_weight", self.dice_weight >= 0, ">= 0")
+        self.require("output", bool(self.output), "a folder")
+        name = self.name
+        self.require(
+            "name",
+            name is None
+            or (bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name),
+            "a folder name (not a path) or none",
+        )
+        steps = self.max_steps_per_epoch
+        self.require("max_steps_per_epoch", steps is None or steps >= 1, ">= 1 or none")
+        budget = self.time_budget_min
+        self.require("time_budget_min", budget is None or budget > 0, "> 0 or none")
+        self.require("threads", self.threads is None or self.threads >= 1, ">= 1 or none")
+
 
 @dataclass
 class Config:
@@ -106,7 +228,11 @@ class Config:
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Turn a YAML/CLI value into the field's declared type (str -> int/float/bool/None)."""
+    """Turn a YAML/CLI value into the field's declared type (str -> int/float/None).
+
+    Only what is unambiguous is converted: `true` is not a number, `1` is not a boolean, and
+    `nan` is no learning rate; the section's own checks then catch what remains.
+    """
     hint = typing.get_origin(annotation)
     if hint in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
@@ -120,7 +246,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except GcnsegError:
                 continue
-        raise GcnsegError(f"{key}: cannot use {value!r}")
+        raise GcnsegError(f"{key}: {value!r} is not {_describe(annotation)}")
     if hint is Literal:
         allowed = typing.get_args(annotation)
         if value not in allowed:
@@ -129,22 +255,27 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        if str(value).lower() in ("true", "yes", "1", "on"):
-            return True
-        if str(value).lower() in ("false", "no", "0", "off"):
-            return False
-        raise GcnsegError(f"{key}: {value!r} is not a boolean")
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "false", "no", "off"):
+            return value.lower() in ("true", "yes", "on")
+        raise GcnsegError(f"{key}: {value!r} is not a boolean (true or false)")
     if annotation in (int, float, str):
+        if value is None or isinstance(value, (bool, dict, list)):
+            raise GcnsegError(f"{key}: {value!r} is not {_describe(annotation)}")
         try:
             if annotation is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError
-            return annotation(value)
-        except (TypeError, ValueError):
-            raise GcnsegError(f"{key}: {value!r} is not a {annotation.__name__}") from None
+            coerced = annotation(value)
+        except (TypeError, ValueError, OverflowError):
+            raise GcnsegError(f"{key}: {value!r} is not {_describe(annotation)}") from None
+        if annotation is float and not math.isfinite(coerced):
+            raise GcnsegError(f"{key}: {value!r} is not {_describe(annotation)}")
+        return coerced
     return value
 
 
-def _section(cls: type, values: dict, prefix: str) -> Any:
+def _section(cls: type, values: Any, prefix: str) -> Any:
+    if not isinstance(values, dict):
+        raise GcnsegError(f"{prefix}: must be a mapping of settings, got {values!r}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     unknown = set(values) - known
@@ -156,6 +287,9 @@ def _section(cls: type, values: dict, prefix: str) -> Any:
 
 
 def config_from_dict(data: dict) -> Config:
+    """Build and check a Config; the first bad setting is a GcnsegError naming its key."""
+    if not isinstance(data, dict):
+        raise GcnsegError(f"config must be a mapping of sections, got {type(data).__name__}")
     hints = typing.get_type_hints(Config)
     unknown = set(data) - set(hints)
     if unknown:
@@ -176,13 +310,17 @@ def _read_yaml(source: str | Path) -> dict:
     if not path.is_file() and str(source) in shipped_configs():
         path = Path(str(resources.files("gcnseg.configs") / f"{source}.yaml"))
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise GcnsegError(
             f"{source}: config not found (shipped: {', '.join(shipped_configs())})"
         ) from None
+    except UnicodeDecodeError:
+        raise GcnsegError(f"{path}: not a UTF-8 text file") from None
     except yaml.YAMLError as exc:
         raise GcnsegError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    except OSError as exc:
+        raise GcnsegError(f"{path}: cannot read config ({exc.strerror or exc})") from None
     if not isinstance(data, dict):
         raise GcnsegError(f"{path}: config must be a mapping of sections")
     return data

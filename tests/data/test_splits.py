@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -181,3 +182,22 @@ def test_cli_split_max_side_with_corrupt_image(tmp_path: Path, capsys) -> None:
     assert len(err) == 1 and err[0].startswith("gcnseg: error: ")
     assert str(corrupt) in err[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("splits", "message"),
+    [
+        ({"train": ["a", "b"], "val": ["b"], "test": ["c"]}, "'b' is in both train and val"),
+        ({"train": ["a"], "val": ["b"], "test": ["a"]}, "'a' is in both train and test"),
+        ({"train": ["a", "a"], "val": [], "test": []}, "'a' is listed twice in train"),
+        ({"train": [1], "val": [], "test": []}, "must list sample names"),
+    ],
+    ids=["train-val", "train-test", "duplicate", "not-names"],
+)
+def test_overlapping_manifest_is_refused(tmp_path: Path, splits: dict, message: str) -> None:
+    """Training on a test image would inflate every reported number: refuse the manifest."""
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"splits": splits}))
+    with pytest.raises(GcnsegError, match=message) as exc:
+        load_manifest(path)
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)

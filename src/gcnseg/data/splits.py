@@ -106,7 +106,26 @@ def load_manifest(path: str | Path) -> dict:
     splits = manifest.get("splits") if isinstance(manifest, dict) else None
     if not isinstance(splits, dict) or not all(isinstance(splits.get(k), list) for k in SPLITS):
         raise GcnsegError(f"{path}: manifest needs splits {', '.join(SPLITS)}")
+    for split in SPLITS:
+        if not all(isinstance(name, str) for name in splits[split]):
+            raise GcnsegError(f"{path}: split {split} must list sample names (strings)")
+    _check_disjoint(path, splits)
     return manifest
+
+
+def _check_disjoint(path: Path, splits: dict[str, list[str]]) -> None:
+    """A name in two splits (or twice in one) would be scored on what it was trained on."""
+    seen: dict[str, str] = {}
+    for split in SPLITS:
+        for name in splits[split]:
+            if name in seen:
+                if seen[name] == split:
+                    raise GcnsegError(f"{path}: sample {name!r} is listed twice in {split}")
+                raise GcnsegError(
+                    f"{path}: sample {name!r} is in both {seen[name]} and {split}; "
+                    "splits must not overlap"
+                )
+            seen[name] = split
 
 
 def select(index: DatasetIndex, names: list[str]) -> list[Sample]:
