@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import platform
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -46,3 +48,38 @@ def predict_logits(
         if flip:
             logits = (logits + model(images.flip(-1)).float().flip(-1)) / 2
     return logits
+
+
+def cpu_features(cpuinfo: str | None = None) -> dict[str, str | bool]:
+    """The CPU's model and the instruction sets that decide which precision and kernels are fast.
+
+    `native_bf16` is true where bf16 has hardware units (AVX-512 BF16 or AMX-BF16); elsewhere bf16
+    autocast is emulated and several times slower than fp32. Read from `cpuinfo` (default: the
+    first processor of /proc/cpuinfo); without x86 flags there, avx2/avx512f come from torch's
+    kernel capability and bf16 counts as emulated. `capability` is the kernel set torch dispatches.
+    """
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.is_file() else ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, colon, value = line.partition(":")
+        if colon:
+            fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    capability = torch.backends.cpu.get_cpu_capability()
+    if flags:
+        avx2, avx512f = "avx2" in flags, "avx512f" in flags
+    else:
+        avx2, avx512f = capability in ("AVX2", "AVX512"), capability == "AVX512"
+    avx512_bf16 = "avx512_bf16" in flags
+    amx = {"amx_tile", "amx_bf16"} <= flags
+    return {
+        "model": fields.get("model name") or platform.processor() or platform.machine(),
+        "avx2": avx2,
+        "avx512f": avx512f,
+        "avx512_bf16": avx512_bf16,
+        "amx": amx,
+        "native_bf16": avx512_bf16 or amx,
+        "capability": capability,
+    }

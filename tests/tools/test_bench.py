@@ -1,4 +1,4 @@
-"""Benchmarks: a quick real run in subprocesses, FLOP counting, and the tables."""
+"""Benchmarks: a quick real run in subprocesses, the command line, and the tables."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import math
 
 import numpy as np
 import pytest
-from torch import nn
 
+from gcnseg.cli import main
 from gcnseg.errors import GcnsegError
-from gcnseg.tools.bench import QUICK, count_gflops, markdown_table, run_bench, text_table
+from gcnseg.tools.bench import QUICK, Settings
+from gcnseg.tools.bench.runner import run_bench
+from gcnseg.tools.bench.tables import markdown_table, text_table
 
 BALLAST_MIB = 768
 POSITIVE = ("fwd_gflops", "work_gflops", "img_per_s", "achieved_gflops_per_s", "peak_rss_mib")
@@ -20,13 +22,13 @@ def test_quick_run_measures_each_mode_in_its_own_process(tmp_path, capsys) -> No
     # A big parent: getrusage's peak RSS would hand it down to the workers through fork + exec.
     ballast = np.ones(BALLAST_MIB * 2**20, dtype=np.uint8)
     # One thread: with other jobs on a 2-core machine, 2 OpenMP threads can be 100× slower.
+    # 5 classes: labels are drawn in 0..4, so a worker building the pets' 3-class head fails
+    settings = Settings(batch_size=2, threads=1, num_classes=5, **QUICK)
     rows = run_bench(
         ["gcn_k1_efficientnet_lite0"],
         [64],
-        modes=["infer-fp32", "train-fp32"],
-        **QUICK,
-        batch_size=2,
-        threads=1,
+        ["infer-fp32", "train-fp32"],
+        settings,
         json_out=tmp_path / "bench.json",
         markdown=True,
     )
@@ -47,21 +49,12 @@ def test_quick_run_measures_each_mode_in_its_own_process(tmp_path, capsys) -> No
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["results"] == rows
     assert saved["meta"]["repeats"] == QUICK["repeats"]
+    assert saved["meta"]["num_classes"] == 5
+    assert saved["meta"]["cpu"].startswith(saved["meta"]["cpu_features"]["model"])
     table = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(table) if line.startswith("| Model | Size | Mode |"))
     assert table[header + 1].startswith("|---|")
     assert [line.split(" | ")[2] for line in table[header + 2 :]] == ["infer-fp32", "train-fp32"]
-
-
-def test_grouped_conv_backward_costs_two_forwards() -> None:
-    depthwise = nn.Conv2d(32, 32, 3, padding=1, groups=32)
-    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), depthwise)
-    # multiply-adds per pixel: 3·32·9 dense + 32·9 depthwise; ×2 for FLOPs, 8×8 pixels
-    forward = 2 * 64 * (3 * 32 * 9 + 32 * 9) / 1e9
-    assert count_gflops(model, 8, train=False) == pytest.approx(forward)
-    # the input needs no gradient: the first conv pays grad_weight only, the depthwise both
-    backward = 2 * 64 * (3 * 32 * 9 + 2 * 32 * 9) / 1e9
-    assert count_gflops(model, 8, train=True) == pytest.approx(forward + backward)
 
 
 def test_tables_show_failed_configurations() -> None:
@@ -87,6 +80,24 @@ def test_tables_show_failed_configurations() -> None:
 
 def test_unknown_names_fail_before_any_work() -> None:
     with pytest.raises(GcnsegError, match="unknown model"):
-        run_bench(["gcn_nope"], [64], repeats=1, warmup=0, batch_size=1, json_out=None)
+        run_bench(["gcn_nope"], [64])
     with pytest.raises(GcnsegError, match="unknown mode"):
-        run_bench(["gcn_k1_resnet18"], [64], modes=["fp64"], json_out=None)
+        run_bench(["gcn_k1_resnet18"], [64], modes=["fp64"])
+
+
+def test_cli_profile_prints_top_ops_and_the_cpu(capsys) -> None:
+    argv = ["bench", "--models", "gcn_k1_resnet18", "--sizes", "32", "--profile", "infer-fp32"]
+    assert main([*argv, "--batch-size", "1", "--threads", "1", "--row-limit", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("gcn_k1_resnet18 32² infer-fp32, batch 1, 3 steps, 1 threads, ")
+    assert "bf16" in out.splitlines()[0]  # the CPU description: native or emulated
+    assert "Self CPU" in out
+
+
+def test_cli_bench_errors_are_one_line(capsys) -> None:
+    assert main(["bench", "--models", "gcn_nope", "--sizes", "64"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "gcnseg: error: unknown model(s) gcn_nope; see `gcnseg models`"
+    )
+    assert main(["bench", "--models", "gcn_k1_resnet18", "--num-classes", "0"]) == 2
+    assert "--num-classes" in capsys.readouterr().err

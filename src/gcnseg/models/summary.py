@@ -1,21 +1,62 @@
-"""`gcnseg models`: parameters, forward GFLOPs and offline weight availability per model."""
+"""What a model costs: the one FLOP counter (`gcnseg models`, `gcnseg bench`) and the table."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from gcnseg.models.backbones import get_backbone_spec
 from gcnseg.models.registry import create_model, list_models, model_entry
 
 
-def forward_gflops(model: nn.Module, size: int) -> float:
-    """GFLOPs of one forward pass on a size×size image (a multiply-add counts as 2 FLOPs)."""
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(torch.zeros(1, 3, size, size))
+def count_gflops(model: nn.Module, size: int, *, train: bool = False) -> float:
+    """GFLOPs per size×size image (2 × multiply-adds) of a forward, or forward + backward.
+
+    The model runs in contiguous format (channels-last changes no FLOPs) and goes back to the
+    train/eval mode it came in.
+    """
+    was_training = model.training
+    model = model.to(memory_format=torch.contiguous_format).train(train)
+    images = torch.rand(1, 3, size, size)
+    counter = FlopCounterMode(
+        display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flops}
+    )
+    with counter:
+        if train:
+            labels = torch.zeros(1, size, size, dtype=torch.long)
+            F.cross_entropy(model(images), labels).backward()
+        else:
+            with torch.no_grad():
+                model(images)
+    model.train(was_training)
     return counter.get_total_flops() / 1e9
+
+
+def _conv_backward_flops(
+    grad_out_shape: list[int],
+    x_shape: list[int],
+    w_shape: list[int],
+    _bias: Any,
+    _stride: Any,
+    _padding: Any,
+    _dilation: Any,
+    transposed: bool,
+    _output_padding: Any,
+    _groups: int,
+    output_mask: list[bool],
+    **_kwargs: Any,
+) -> int:
+    """Each requested gradient costs one forward's multiply-adds.
+
+    torch's own formula prices grad_weight of a grouped conv as if dense (×C for a depthwise conv,
+    pytorch/pytorch#183405), which made EfficientNet's training FLOPs ~40× too high.
+    """
+    forward = conv_flop_count(x_shape, w_shape, grad_out_shape, transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
 
 
 def model_rows(size: int, pattern: str = "*", num_classes: int = 3) -> list[dict]:
@@ -31,7 +72,7 @@ def model_rows(size: int, pattern: str = "*", num_classes: int = 3) -> list[dict
                 "model": name,
                 "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
                 "decoder_params_k": decoder / 1e3,
-                "gflops": forward_gflops(model, size),
+                "gflops": count_gflops(model, size),
                 "offline_weights": get_backbone_spec(backbone).offline_weights() is not None,
             }
         )

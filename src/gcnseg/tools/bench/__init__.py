@@ -1,0 +1,52 @@
+"""Speed and memory benchmarks: FLOPs, training and inference throughput, latency, peak RSS.
+
+`runner` plans the configurations and runs each model × size × mode in its own subprocess,
+`worker` (the subprocess) builds the model and times it, `tables` prints rows and the machine
+they were measured on. This module holds only the vocabulary, so `gcnseg --help` imports no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PET_CLASSES = 3  # background, cat, dog: the Oxford-IIIT Pet task; speed barely depends on it
+QUICK = {"warmup": 1, "repeats": 3}
+DEFAULT_MODELS = (
+    "gcn_efficientnet_lite0",
+    "gcn_k1_efficientnet_lite0",
+    "gcn_resnet50",
+    "gcn_k1_resnet50",
+)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How one configuration runs: a training step or inference, memory format and precision."""
+
+    train: bool = False
+    channels_last: bool = False
+    bf16: bool = False
+    onnx: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every configuration of one run shares; stored beside the results."""
+
+    batch_size: int = 4  # for img/s; latency is measured at batch 1
+    repeats: int = 10
+    warmup: int = 2
+    threads: int | None = None  # None: torch's default
+    num_classes: int = PET_CLASSES
+
+
+MODES = {
+    "train-fp32": Mode(train=True),
+    "train-cl": Mode(train=True, channels_last=True),
+    "train-bf16": Mode(train=True, channels_last=True, bf16=True),
+    "infer-fp32": Mode(),
+    "infer-cl": Mode(channels_last=True),
+    "infer-bf16": Mode(channels_last=True, bf16=True),
+    "onnx": Mode(onnx=True),
+}
+TORCH_MODES = tuple(name for name, mode in MODES.items() if not mode.onnx)
