@@ -3,78 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import re
 import tarfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from _loopback import LoopbackServer
 from gcnseg.errors import GcnsegError
 from gcnseg.io.download import download_file, safe_extract_tar
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB, not a multiple of the 1 MiB read size
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    """Serves `root`; records (path, Range header, status) of every request for the tests."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _RangeHandler)
-        self.root = root
-        self.seen: list[tuple[str, str | None, int]] = []
-        self.honour_range = True
-        self.cut_after: int | None = None  # send only this many body bytes, then hang up
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _RangeHandler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:
-        file = self.server.root / self.path.lstrip("/")
-        if not file.is_file():
-            return self._reply(404, b"", {})
-        data = file.read_bytes()
-        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        if match is None or not self.server.honour_range:
-            return self._reply(200, data, {"Content-Length": str(len(data))})
-        start = int(match.group(1))
-        if start >= len(data):
-            return self._reply(416, b"", {"Content-Range": f"bytes */{len(data)}"})
-        content_range = f"bytes {start}-{len(data) - 1}/{len(data)}"
-        headers = {"Content-Range": content_range, "Content-Length": str(len(data) - start)}
-        return self._reply(206, data[start:], headers)
-
-    def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.server.seen.append((self.path, self.headers.get("Range"), status))
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body[: self.server.cut_after])
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep pytest output clean."""
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[_Server]:
-    root = tmp_path / "srv"
-    root.mkdir()
-    (root / "blob.bin").write_bytes(PAYLOAD)
-    srv = _Server(root)
-    thread = threading.Thread(target=srv.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def server(http_server: LoopbackServer) -> LoopbackServer:
+    (http_server.root / "blob.bin").write_bytes(PAYLOAD)
+    return http_server
 
 
 SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
@@ -84,7 +30,9 @@ MD5 = hashlib.md5(PAYLOAD).hexdigest()
 @pytest.mark.parametrize(
     "digest", [{"sha256": SHA256}, {"sha256": SHA256[:8].upper()}, {"md5": MD5}, {}]
 )
-def test_download_verifies_and_renames(server: _Server, tmp_path: Path, digest: dict) -> None:
+def test_download_verifies_and_renames(
+    server: LoopbackServer, tmp_path: Path, digest: dict
+) -> None:
     dest = tmp_path / "out" / "blob.bin"
     assert download_file(f"{server.url}/blob.bin", dest, progress=False, **digest) == dest
     assert dest.read_bytes() == PAYLOAD
@@ -92,14 +40,18 @@ def test_download_verifies_and_renames(server: _Server, tmp_path: Path, digest: 
     assert server.seen == [("/blob.bin", None, 200)]
 
 
-def test_existing_file_with_matching_digest_is_not_fetched(server: _Server, tmp_path: Path) -> None:
+def test_existing_file_with_matching_digest_is_not_fetched(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
     dest = tmp_path / "blob.bin"
     dest.write_bytes(PAYLOAD)
     download_file(f"{server.url}/blob.bin", dest, sha256=SHA256, progress=False)
     assert server.seen == []
 
 
-def test_existing_file_with_wrong_digest_is_fetched_again(server: _Server, tmp_path: Path) -> None:
+def test_existing_file_with_wrong_digest_is_fetched_again(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
     dest = tmp_path / "blob.bin"
     dest.write_bytes(b"stale")
     download_file(f"{server.url}/blob.bin", dest, sha256=SHA256, progress=False)
@@ -107,7 +59,7 @@ def test_existing_file_with_wrong_digest_is_fetched_again(server: _Server, tmp_p
     assert len(server.seen) == 1
 
 
-def test_resume_sends_range_and_appends(server: _Server, tmp_path: Path) -> None:
+def test_resume_sends_range_and_appends(server: LoopbackServer, tmp_path: Path) -> None:
     dest = tmp_path / "blob.bin"
     dest.with_suffix(".bin.part").write_bytes(PAYLOAD[:1000])
     download_file(f"{server.url}/blob.bin", dest, sha256=SHA256, progress=True)
@@ -115,7 +67,7 @@ def test_resume_sends_range_and_appends(server: _Server, tmp_path: Path) -> None
     assert dest.read_bytes() == PAYLOAD
 
 
-def test_server_ignoring_range_restarts_from_zero(server: _Server, tmp_path: Path) -> None:
+def test_server_ignoring_range_restarts_from_zero(server: LoopbackServer, tmp_path: Path) -> None:
     server.honour_range = False
     dest = tmp_path / "blob.bin"
     dest.with_suffix(".bin.part").write_bytes(PAYLOAD[:1000])
@@ -124,7 +76,7 @@ def test_server_ignoring_range_restarts_from_zero(server: _Server, tmp_path: Pat
     assert dest.read_bytes() == PAYLOAD
 
 
-def test_part_longer_than_file_restarts_after_416(server: _Server, tmp_path: Path) -> None:
+def test_part_longer_than_file_restarts_after_416(server: LoopbackServer, tmp_path: Path) -> None:
     dest = tmp_path / "blob.bin"
     dest.with_suffix(".bin.part").write_bytes(PAYLOAD + b"junk")
     download_file(f"{server.url}/blob.bin", dest, sha256=SHA256, progress=False)
@@ -132,7 +84,9 @@ def test_part_longer_than_file_restarts_after_416(server: _Server, tmp_path: Pat
     assert dest.read_bytes() == PAYLOAD
 
 
-def test_interrupted_download_keeps_part_and_resumes(server: _Server, tmp_path: Path) -> None:
+def test_interrupted_download_keeps_part_and_resumes(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
     dest = tmp_path / "blob.bin"
     part = dest.with_suffix(".bin.part")
     server.cut_after = 5000
@@ -147,7 +101,7 @@ def test_interrupted_download_keeps_part_and_resumes(server: _Server, tmp_path: 
 
 
 def test_checksum_mismatch_raises_one_line_and_leaves_nothing(
-    server: _Server, tmp_path: Path
+    server: LoopbackServer, tmp_path: Path
 ) -> None:
     dest = tmp_path / "blob.bin"
     wrong = "0" * 64
@@ -159,7 +113,7 @@ def test_checksum_mismatch_raises_one_line_and_leaves_nothing(
     assert list(tmp_path.iterdir()) == [tmp_path / "srv"]
 
 
-def test_http_error_names_url_and_keeps_part(server: _Server, tmp_path: Path) -> None:
+def test_http_error_names_url_and_keeps_part(server: LoopbackServer, tmp_path: Path) -> None:
     dest = tmp_path / "missing.bin"
     part = dest.with_suffix(".bin.part")
     part.write_bytes(b"partial")
@@ -168,17 +122,31 @@ def test_http_error_names_url_and_keeps_part(server: _Server, tmp_path: Path) ->
     assert part.read_bytes() == b"partial"
 
 
-def test_unreachable_server_is_a_gcnseg_error(server: _Server, tmp_path: Path) -> None:
+def test_server_error_keeps_part_and_the_next_try_resumes(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "blob.bin"
+    part = dest.with_suffix(".bin.part")
+    part.write_bytes(PAYLOAD[:1000])
+    server.fail_with = [503]
+    with pytest.raises(GcnsegError, match=r"blob\.bin: HTTP 503"):
+        download_file(f"{server.url}/blob.bin", dest, sha256=SHA256, progress=False)
+    assert part.read_bytes() == PAYLOAD[:1000]
+    download_file(f"{server.url}/blob.bin", dest, sha256=SHA256, progress=False)
+    assert server.seen == [("/blob.bin", "bytes=1000-", 503), ("/blob.bin", "bytes=1000-", 206)]
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_unreachable_server_is_a_gcnseg_error(server: LoopbackServer, tmp_path: Path) -> None:
     url = f"{server.url}/blob.bin"
-    server.shutdown()
-    server.server_close()
+    server.close()
     with pytest.raises(GcnsegError, match=re.escape(f"download failed: {url}: ")):
         download_file(url, tmp_path / "blob.bin", progress=False)
 
 
 @pytest.mark.parametrize("bad", [{"sha256": "abc123"}, {"sha256": "z" * 64}, {"md5": "0" * 31}])
 def test_malformed_digest_fails_before_any_request(
-    server: _Server, tmp_path: Path, bad: dict
+    server: LoopbackServer, tmp_path: Path, bad: dict
 ) -> None:
     with pytest.raises(GcnsegError, match=r"bad (sha256|md5)"):
         download_file(f"{server.url}/blob.bin", tmp_path / "blob.bin", progress=False, **bad)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import threading
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
 
+from _loopback import LoopbackServer
 from gcnseg.errors import GcnsegError
 from gcnseg.models.backbones import BACKBONES
 from gcnseg.models.backbones import resnet as _resnet  # noqa: F401  (registers the family)
@@ -110,42 +107,7 @@ def test_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert default_cache_dir() == tmp_path / "weights"
 
 
-class _Server:
-    """A loopback HTTP server over one directory that counts the requests it answers."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.requests = 0
-        server = self
-
-        class Handler(SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests += 1
-                super().do_GET()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
-        )
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[_Server]:
-    root = tmp_path / "served"
-    root.mkdir()
-    srv = _Server(root)
-    thread = threading.Thread(target=srv.httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
-    thread.join()
-
-
-def serve_weights(server: _Server, model: torch.nn.Module, *, good_hash: bool) -> str:
+def serve_weights(server: LoopbackServer, model: torch.nn.Module, *, good_hash: bool) -> str:
     """Save `model` as torchvision-style `resnet18-<sha256 prefix>.pth`; return its URL."""
     tmp = save(server.root, model.state_dict(), "tmp.pth")
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]
@@ -157,22 +119,22 @@ def serve_weights(server: _Server, model: torch.nn.Module, *, good_hash: bool) -
 
 
 def test_url_is_downloaded_once_into_cache(
-    server: _Server, tmp_path: Path, trained: torch.nn.Module
+    http_server: LoopbackServer, tmp_path: Path, trained: torch.nn.Module
 ) -> None:
-    url = serve_weights(server, trained, good_hash=True)
+    url = serve_weights(http_server, trained, good_hash=True)
     cache = tmp_path / "cache"
     for _ in range(2):
         fresh = resnet18()
         load_backbone_weights(fresh, url, cache_dir=cache)
         assert_same_weights(fresh, trained)
     assert (cache / url.rsplit("/", 1)[1]).is_file()
-    assert server.requests == 1
+    assert http_server.paths == [f"/{url.rsplit('/', 1)[1]}"]
 
 
 def test_url_with_wrong_name_hash_fails(
-    server: _Server, tmp_path: Path, trained: torch.nn.Module
+    http_server: LoopbackServer, tmp_path: Path, trained: torch.nn.Module
 ) -> None:
-    url = serve_weights(server, trained, good_hash=False)
+    url = serve_weights(http_server, trained, good_hash=False)
     with pytest.raises(GcnsegError):
         load_backbone_weights(resnet18(), url, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache" / url.rsplit("/", 1)[1]).exists()
