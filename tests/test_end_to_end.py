@@ -15,7 +15,7 @@ import torch
 import yaml
 from PIL import Image
 
-from _data import FOLDER_CLASSES
+from _data import FOLDER_CLASSES, make_tiny_pets
 from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
 from gcnseg.cli import main
 from gcnseg.models.gcn import GCN
@@ -59,6 +59,14 @@ def test_split_is_stratified_and_disjoint(pets_split: Path) -> None:
     assert {name.rsplit("_", 1)[0] for name in splits["test"]} == {
         "Abyssinian", "Bengal", "beagle", "boxer",
     }  # fmt: skip
+
+
+def test_split_follows_official_lists_when_present(tmp_path: Path) -> None:
+    root = make_tiny_pets(tmp_path / "pets", official_splits=True)
+    manifest = json.loads(_split(root, tmp_path).read_text())
+    assert manifest["source"] == "official"
+    assert manifest["splits"]["test"] == ["Abyssinian_7", "Bengal_7", "beagle_7", "boxer_7"]
+    assert not set(manifest["splits"]["test"]) & set(manifest["splits"]["train"])
 
 
 def test_train_writes_a_complete_run(pets_run: Path) -> None:
