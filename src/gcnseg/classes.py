@@ -17,19 +17,50 @@ class ClassSet:
     colors: tuple[tuple[int, int, int], ...]
 
     def __post_init__(self) -> None:
-        if len(self.names) != len(self.colors):
-            raise GcnsegError(f"{len(self.names)} class names but {len(self.colors)} colours")
         if not 1 <= len(self.names) <= IGNORE_INDEX:
             raise GcnsegError(f"need between 1 and {IGNORE_INDEX} classes, got {len(self.names)}")
+        for name in self.names:
+            if not isinstance(name, str) or not name.strip():
+                raise GcnsegError(f"class names must be non-empty strings, got {name!r}")
+        duplicates = sorted({n for n in self.names if self.names.count(n) > 1})
+        if duplicates:
+            raise GcnsegError(f"class names must be unique; repeated: {', '.join(duplicates)}")
+        if len(self.names) != len(self.colors):
+            raise GcnsegError(f"{len(self.names)} class names but {len(self.colors)} colours")
+        for name, color in zip(self.names, self.colors, strict=True):
+            if not _is_rgb(color):
+                raise GcnsegError(
+                    f"colour of {name!r} must be three integers in 0-255 (R, G, B), got {color!r}"
+                )
 
     def to_dict(self) -> dict:
         return {"names": list(self.names), "colors": [list(c) for c in self.colors]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> ClassSet:
-        names = tuple(str(n) for n in data["names"])
-        colors = data.get("colors") or default_colors(len(names))
-        return cls(names, tuple(tuple(int(v) for v in c) for c in colors))
+    def from_dict(cls, data: object) -> ClassSet:
+        """From `{names: [...], colors: [[r, g, b], ...]}` (colours optional), checked strictly:
+        `names: background cat dog` is one string, not three classes."""
+        if not isinstance(data, dict) or "names" not in data:
+            raise GcnsegError("expected a mapping with `names: [...]` (and optional `colors`)")
+        names = data["names"]
+        if not isinstance(names, list | tuple):
+            raise GcnsegError(f"names must be a list like [background, cat], got {names!r}")
+        colors = data.get("colors")
+        if colors is None:
+            colors = default_colors(len(names))
+        elif not isinstance(colors, list | tuple) or not all(
+            isinstance(c, list | tuple) for c in colors
+        ):
+            raise GcnsegError(f"colors must be a list of [R, G, B] triples, got {colors!r}")
+        return cls(tuple(names), tuple(tuple(c) for c in colors))
+
+
+def _is_rgb(color: object) -> bool:
+    return (
+        isinstance(color, list | tuple)
+        and len(color) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color)
+    )
 
 
 def default_colors(n: int) -> list[tuple[int, int, int]]:

@@ -1,4 +1,4 @@
-"""SegmentationDataset / make_loader over real pairs: types, seeded crops, skipping, originals."""
+"""SegmentationDataset / make_loader over real pairs: types, seeded crops, bad pairs, originals."""
 
 from __future__ import annotations
 
@@ -70,35 +70,41 @@ def test_seeded_per_seed_epoch_index(samples: list[Sample]) -> None:
     assert not torch.equal(other_seed[2]["image"], first["image"])
 
 
-def test_corrupt_image_is_skipped(
+def test_corrupt_image_is_replaced_in_training_only(
     samples: list[Sample], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     broken_image = tmp_path / "broken.jpg"
     broken_image.write_bytes(os.urandom(4096))
     broken = replace(samples[3], name="broken", image=broken_image)
     mixed = [*samples[:3], broken, *samples[3:]]
-    dataset = SegmentationDataset(mixed, eval_transform(96), keep_original=True)
+    train = SegmentationDataset(mixed, train_transform(64))
     with caplog.at_level(logging.WARNING, logger="gcnseg.data.dataset"):
-        item = dataset[3]
-        dataset[3]
-    assert dataset.skipped == {"broken"}
-    assert torch.equal(item["original_label"], torch.from_numpy(samples[3].load_label()))
-    assert item["index"] == 3
+        item = train[3]
+        train[3]
+    assert train.skipped == {"broken"} and item["index"] == 3
     warnings = [r for r in caplog.records if "broken.jpg" in r.getMessage()]
     assert len(warnings) == 1  # reported once, not at every epoch
-    # Items after it are unaffected.
-    assert torch.equal(dataset[4]["original_label"], item["original_label"])
+
+    evaluation = SegmentationDataset(mixed, eval_transform(96), keep_original=True)
+    item = evaluation[3]
+    assert item["name"] == "broken" and item["index"] == 3
+    assert str(broken_image) in item["error"]
+    # Its neighbour is scored once, under its own index.
+    assert torch.equal(evaluation[4]["original_label"], torch.from_numpy(samples[3].load_label()))
 
 
-def test_size_mismatch_is_skipped(samples: list[Sample]) -> None:
+def test_size_mismatch_is_an_error_item(samples: list[Sample]) -> None:
     # Bengal_1's image with boxer_26's trimap: both readable, sizes differ.
     with Image.open(samples[3].image) as a, Image.open(samples[4].mask) as b:
         assert a.size != b.size
     mismatched = replace(samples[3], name="mismatched", mask=samples[4].mask)
     dataset = SegmentationDataset([mismatched, samples[5]], eval_transform(64), keep_original=True)
     item = dataset[0]
-    assert dataset.skipped == {"mismatched"}
-    assert torch.equal(item["original_label"], torch.from_numpy(samples[5].load_label()))
+    assert item["name"] == "mismatched"
+    assert "boxer_26.png: mask is" in item["error"] and "Bengal_1.jpg" in item["error"]
+    batch = next(iter(make_loader(dataset, batch_size=2, shuffle=False, workers=0)))
+    assert batch["index"].tolist() == [1]
+    assert batch["errors"] == [(0, "mismatched", item["error"])]
 
 
 def test_nothing_readable(tmp_path: Path, samples: list[Sample]) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from gcnseg.data.images import image_format, read_image, read_mask
+from gcnseg.data import images
+from gcnseg.data.images import ImageTooLarge, image_format, image_size, read_image, read_mask
 from gcnseg.errors import GcnsegError
 
 
@@ -153,3 +155,44 @@ def test_read_mask_values_and_rgb_rejected(tmp_path: Path) -> None:
     with pytest.raises(GcnsegError) as exc:
         read_mask(rgb)
     _assert_one_line_naming(exc, rgb)
+
+
+def test_two_channel_mask_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "la.png"
+    Image.new("LA", (4, 3), (1, 255)).save(path)
+    with pytest.raises(GcnsegError, match="single-channel") as exc:
+        read_mask(path)
+    _assert_one_line_naming(exc, path)
+
+
+def test_pixel_limit_is_checked_from_the_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "big.png"
+    Image.new("RGB", (40, 30)).save(path)
+    assert image_size(path) == (40, 30)
+    monkeypatch.setattr(images, "MAX_PIXELS", 40 * 30 - 1)
+    for read in (read_image, read_mask, image_size):
+        with pytest.raises(ImageTooLarge, match=r"image too large \(40x30\)") as exc:
+            read(path)
+        _assert_one_line_naming(exc, path)
+    assert image_format(path) is None
+
+
+def test_pil_warning_size_is_accepted_below_our_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between PIL's warning and our limit an image is read, without a DecompressionBombWarning."""
+    path = tmp_path / "warned.png"
+    Image.new("L", (40, 30), 1).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40 * 30 - 1)  # PIL warns, does not raise
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_mask(path).shape == (30, 40)
+
+
+def test_fifo_is_refused_without_opening(tmp_path: Path) -> None:
+    fifo = tmp_path / "x.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(GcnsegError, match="not a regular file"):
+        read_image(fifo)  # opening it would block until a writer appears

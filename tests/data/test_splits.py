@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from gcnseg.cli import main
+from gcnseg.data import images
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.samples import DatasetIndex
 from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
@@ -201,3 +202,19 @@ def test_overlapping_manifest_is_refused(tmp_path: Path, splits: dict, message: 
     with pytest.raises(GcnsegError, match=message) as exc:
         load_manifest(path)
     assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_cli_split_max_side_drops_a_too_large_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A decompression bomb is larger than any max_side: reported, dropped, the split goes on."""
+    root = _oxford(tmp_path / "pets", ["Bengal_1", "Bengal_2", "Bengal_3"])
+    Image.new("RGB", (8, 6)).save(root / "images" / "Bengal_2.jpg")
+    monkeypatch.setattr(images, "MAX_PIXELS", 4 * 3)  # 4x3 images pass, 8x6 is "too large"
+    out = tmp_path / "m.json"
+    with caplog.at_level("WARNING", logger="gcnseg.data.splits"):
+        code = main(["data", "split", str(root), "--out", str(out), "--max-side", "600"])
+    assert code == 0
+    names = [n for split in load_manifest(out)["splits"].values() for n in split]
+    assert sorted(names) == ["Bengal_1", "Bengal_3"]
+    assert any("Bengal_2.jpg: image too large" in r.getMessage() for r in caplog.records)

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from gcnseg.classes import IGNORE_INDEX
 from gcnseg.data.images import EXTENSION_FORMATS, image_format, read_image, read_mask
 from gcnseg.data.layouts import index_dataset
-from gcnseg.data.samples import DatasetIndex, Sample
+from gcnseg.data.samples import Sample, unexpected_values
 from gcnseg.errors import GcnsegError
 
 
@@ -84,10 +84,10 @@ def check_sample(sample: Sample, allowed: frozenset[int], report: CheckReport) -
             f"{sample.name}: image {image.shape[1]}x{image.shape[0]}, mask {raw_mask.shape[1]}x{raw_mask.shape[0]}"
         )
         return None
-    unexpected = sorted(set(np.unique(raw_mask).tolist()) - allowed)
+    unexpected = unexpected_values(raw_mask, allowed)
     if unexpected:
         report.bad_mask_values.append(
-            f"{sample.mask}: values {unexpected[:10]} not in {sorted(allowed)}"
+            f"{sample.mask}: mask values {unexpected[:10]} not in {sorted(allowed)}"
         )
         return None
     return sample.decode_label(raw_mask)

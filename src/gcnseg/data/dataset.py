@@ -23,6 +23,16 @@ class SegmentationDataset(Dataset):
 
     Augmentation is seeded per (seed, epoch, index), so a sample's crop is the same whatever the
     worker count, rank or resume point: that is what makes interrupted runs resume exactly.
+
+    A pair that cannot be used (unreadable or truncated image, a mask that is not one channel,
+    mask values outside the class set, image and mask sizes differ) is handled by purpose:
+
+    - training (`keep_original=False`): replaced by the next usable pair and reported once, so an
+      epoch keeps its length; the crop is random anyway, no number is attributed to the file;
+    - evaluation (`keep_original=True`): never replaced, since its neighbour would be scored
+      twice under the wrong name. The item is `{"index": i, "name": ..., "error": "<one line>"}`
+      (plus "size", the transform's output side, so an all-broken batch still has shapes), and
+      `collate` moves it to `batch["errors"]`.
     """
 
     def __init__(
@@ -41,6 +51,7 @@ class SegmentationDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.skipped: set[str] = set()
+        self._output_size: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -48,27 +59,52 @@ class SegmentationDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _load(self, index: int) -> tuple[Sample, np.ndarray, np.ndarray]:
-        # A file that fails to decode is reported once and replaced by the next sample.
+    @staticmethod
+    def _read(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        """Image and label of a usable pair, else a one-line GcnsegError naming the file."""
+        image, label = read_image(sample.image), sample.load_label()
+        if image.shape[:2] != label.shape:
+            raise GcnsegError(
+                f"{sample.mask}: mask is {label.shape[1]}x{label.shape[0]} "
+                f"but its image {sample.image.name} is {image.shape[1]}x{image.shape[0]}"
+            )
+        return image, label
+
+    def _substitute(self, index: int) -> tuple[Sample, np.ndarray, np.ndarray]:
+        """Training only: the first usable pair from `index` on; each bad one is logged once."""
         for offset in range(len(self.samples)):
             sample = self.samples[(index + offset) % len(self.samples)]
             try:
-                image, label = read_image(sample.image), sample.load_label()
+                return sample, *self._read(sample)
             except GcnsegError as exc:
                 if sample.name not in self.skipped:
                     self.skipped.add(sample.name)
                     log.warning("skipping %s", exc)
-                continue
-            if image.shape[:2] != label.shape:
-                if sample.name not in self.skipped:
-                    self.skipped.add(sample.name)
-                    log.warning("skipping %s: image and mask sizes differ", sample.name)
-                continue
-            return sample, image, label
         raise GcnsegError("no readable image/mask pair in the dataset")
 
+    def _size(self) -> tuple[int, int]:
+        """The transform's output size, found once by running it on one pixel."""
+        if self._output_size is None:
+            pixel = np.zeros((1, 1, 3), np.uint8)
+            out = self.transform(image=pixel, mask=np.zeros((1, 1), np.uint8))
+            self._output_size = tuple(out["mask"].shape[:2])
+        return self._output_size
+
     def __getitem__(self, index: int) -> dict:
-        _, image, label = self._load(index)
+        if self.keep_original:
+            sample = self.samples[index]
+            try:
+                image, label = self._read(sample)
+            except GcnsegError as exc:
+                self.skipped.add(sample.name)
+                return {
+                    "index": index,
+                    "name": sample.name,
+                    "error": str(exc),
+                    "size": self._size(),
+                }
+        else:
+            _, image, label = self._substitute(index)
         self.transform.set_random_seed(
             (self.seed * 1_000_003 + self.epoch * 10_007 + index) % 2**32
         )
@@ -85,15 +121,31 @@ class SegmentationDataset(Dataset):
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack what has one shape; keep original-resolution labels as a list (their sizes differ)."""
-    batch = {
-        "image": torch.stack([it["image"] for it in items]),
-        "label": torch.stack([it["label"] for it in items]),
-        "index": torch.tensor([it["index"] for it in items]),
-    }
-    if "original_label" in items[0]:
-        batch["original_label"] = [it["original_label"] for it in items]
-        batch["letterbox"] = [it["letterbox"] for it in items]
+    """Stack the good items; keep original-resolution labels as a list (their sizes differ).
+
+    `batch["index"]` lists only the good items; `batch["errors"]` (always present) holds
+    `(index, name, message)` of the eval items that could not be read. When none is good,
+    `image`/`label` are empty (0, 3, S, S)/(0, S, S) tensors and the lists are empty.
+    """
+    good = [it for it in items if "error" not in it]
+    errors = [(it["index"], it["name"], it["error"]) for it in items if "error" in it]
+    if good:
+        batch = {
+            "image": torch.stack([it["image"] for it in good]),
+            "label": torch.stack([it["label"] for it in good]),
+            "index": torch.tensor([it["index"] for it in good]),
+        }
+    else:
+        size = items[0]["size"]
+        batch = {
+            "image": torch.empty((0, 3, *size), dtype=torch.uint8),
+            "label": torch.empty((0, *size), dtype=torch.uint8),
+            "index": torch.empty(0, dtype=torch.long),
+        }
+    if errors or "original_label" in good[0]:  # errors come from eval datasets only
+        batch["original_label"] = [it["original_label"] for it in good]
+        batch["letterbox"] = [it["letterbox"] for it in good]
+    batch["errors"] = errors
     return batch
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,24 +24,65 @@ EXTENSION_FORMATS = {
 IMAGE_EXTENSIONS = frozenset(EXTENSION_FORMATS)
 
 
+# The most pixels an image or mask may have: 12000² covers 108-megapixel phone photos, while a
+# decompression bomb (a few KB of PNG claiming 30000²) is refused from its header, before any
+# pixel is decoded. PIL's own limit warns above 89 M pixels and raises above 179 M; ours
+# replaces both, so there is one rule and one message.
+MAX_PIXELS = 12_000 * 12_000
+
+
+class ImageTooLarge(GcnsegError):
+    """More than MAX_PIXELS pixels: refused from the header, before decoding."""
+
+
 def _open(path: Path) -> Image.Image:
+    """Open and decode `path`; every way it can fail is a one-line GcnsegError naming it."""
+    image = _open_lazy(path)
     try:
-        image = Image.open(path)
         image.load()
-    except FileNotFoundError:
-        raise GcnsegError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise GcnsegError(f"{path}: unreadable image ({exc})") from None
     return image
+
+
+def _open_lazy(path: Path) -> Image.Image:
+    """Read only the header: the format and size are known, no pixel is decoded yet."""
+    if path.exists() and not path.is_file():  # a FIFO would block the reader forever
+        raise GcnsegError(f"{path}: not a regular file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
+            image = Image.open(path)
+    except FileNotFoundError:
+        raise GcnsegError(f"{path}: file not found") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"{path}: image too large ({exc}); the limit is {_limit()}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise GcnsegError(f"{path}: unreadable image ({exc})") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise ImageTooLarge(f"{path}: image too large ({width}x{height}); the limit is {_limit()}")
+    return image
+
+
+def _limit() -> str:
+    return f"{MAX_PIXELS:,} pixels"
 
 
 def image_format(path: Path) -> str | None:
     """The format the file's content really has (PIL's name), or None when unreadable."""
     try:
-        with Image.open(path) as image:
+        with _open_lazy(Path(path)) as image:
             return image.format
-    except (UnidentifiedImageError, OSError):
+    except GcnsegError:
         return None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the header alone; GcnsegError when unreadable or too large."""
+    with _open_lazy(Path(path)) as image:
+        return image.size
 
 
 def to_rgb(image: Image.Image) -> np.ndarray:
@@ -71,11 +113,12 @@ def read_mask(path: str | Path) -> np.ndarray:
     """Decode a single-channel mask (class index per pixel, or an Oxford trimap) to HxW uint8."""
     path = Path(path)
     image = _open(path)
-    if image.mode in ("RGB", "RGBA"):
+    if len(image.getbands()) != 1:  # RGB, RGBA, LA (grey + alpha), CMYK, ...
         raise GcnsegError(
-            f"{path}: mask must be single-channel (class index per pixel), got {image.mode}"
+            f"{path}: mask must be single-channel (class index per pixel), got {image.mode} "
+            f"with {len(image.getbands())} channels"
         )
-    values = np.asarray(image)
+    values = np.array(image)  # a writable copy: labels become tensors
     if values.dtype != np.uint8:
         if values.max(initial=0) > 255:
             raise GcnsegError(f"{path}: mask values above 255 (max {values.max()})")

@@ -15,6 +15,7 @@ from gcnseg.errors import GcnsegError
 from gcnseg.io.atomic import write_json
 from gcnseg.io.download import download_file, safe_extract_tar
 
+LICENSE = "CC BY-SA 4.0"  # the annotations' licence, as the dataset's page states
 PETS = ClassSet(("background", "cat", "dog"), ((0, 0, 0), (255, 140, 0), (30, 144, 255)))
 CAT, DOG = 1, 2  # class indices, and list.txt's SPECIES ids
 # Trimap values: the pet, the background, and the uncertain border (ignored).
@@ -43,11 +44,21 @@ def read_species(path: Path) -> dict[str, int]:
     """list.txt lines are "Image CLASS-ID SPECIES BREED-ID" with species 1 = cat, 2 = dog."""
     species = {}
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for line in read_lines(path):
             parts = line.split()
             if len(parts) >= 3 and not line.startswith("#") and parts[2] in ("1", "2"):
                 species[parts[0]] = int(parts[2])
     return species
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of one of the release's text files, or one line naming it when unreadable."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise GcnsegError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise GcnsegError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def pet_class(stem: str, species: dict[str, int]) -> int:
@@ -66,6 +77,7 @@ def index_oxford(root: Path) -> DatasetIndex:
             masks[stem],
             stem.rsplit("_", 1)[0],
             TrimapDecoder(pet_class(stem, species)),
+            TRIMAP_VALUES,
         )
         for stem, image in images.items()
         if stem in masks
@@ -74,9 +86,7 @@ def index_oxford(root: Path) -> DatasetIndex:
     for split, filename in (("trainval", "trainval.txt"), ("test", "test.txt")):
         listing = root / "annotations" / filename
         if listing.is_file():
-            official[split] = [
-                ln.split()[0] for ln in listing.read_text().splitlines() if ln.strip()
-            ]
+            official[split] = [ln.split()[0] for ln in read_lines(listing) if ln.strip()]
     return DatasetIndex(
         root=root,
         layout="oxford-pets",
@@ -97,7 +107,7 @@ def truth_sample(image_path: Path) -> Sample | None:
         return None
     species = read_species(root / "annotations" / "list.txt")
     decoder = TrimapDecoder(pet_class(image_path.stem, species))
-    return Sample(image_path.stem, image_path, trimap, "", decoder)
+    return Sample(image_path.stem, image_path, trimap, "", decoder, TRIMAP_VALUES)
 
 
 OXFORD_PETS_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/data"

@@ -10,6 +10,7 @@ import numpy as np
 
 from gcnseg.classes import ClassSet
 from gcnseg.data.images import IMAGE_EXTENSIONS, read_mask
+from gcnseg.errors import GcnsegError
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,10 @@ class Sample:
     """One image/mask pair. `group` stratifies splits (breed for pets, "all" otherwise).
 
     `decoder` turns the stored mask into class indices (Oxford trimaps need one; plain index
-    masks do not). It is a picklable value object, so samples travel to DataLoader workers.
+    masks do not). `allowed` holds the raw values a mask may contain (class indices and 255, or
+    trimap values): any other value is refused when the label is loaded, so check, train and test
+    treat such a mask the same way instead of crashing on an out-of-range class index. Both are
+    picklable value objects, so samples travel to DataLoader workers.
     """
 
     name: str
@@ -25,13 +29,26 @@ class Sample:
     mask: Path
     group: str
     decoder: Callable[[np.ndarray], np.ndarray] | None = None
+    allowed: frozenset[int] | None = None
 
     def load_label(self) -> np.ndarray:
-        """HxW uint8 class indices, 255 where the pixel is ignored."""
-        return self.decode_label(read_mask(self.mask))
+        """HxW uint8 class indices, 255 where the pixel is ignored; GcnsegError for a bad mask."""
+        raw = read_mask(self.mask)
+        if self.allowed is not None:
+            unexpected = unexpected_values(raw, self.allowed)
+            if unexpected:
+                raise GcnsegError(
+                    f"{self.mask}: mask values {unexpected[:10]} not in {sorted(self.allowed)}"
+                )
+        return self.decode_label(raw)
 
     def decode_label(self, raw: np.ndarray) -> np.ndarray:
         return raw if self.decoder is None else self.decoder(raw)
+
+
+def unexpected_values(raw: np.ndarray, allowed: frozenset[int]) -> list[int]:
+    """The values of a raw mask outside `allowed`, sorted."""
+    return sorted(set(np.unique(raw).tolist()) - allowed)
 
 
 @dataclass

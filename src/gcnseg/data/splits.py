@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections import defaultdict
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
+from gcnseg.data.images import ImageTooLarge, image_size
 from gcnseg.data.samples import DatasetIndex, Sample
 from gcnseg.errors import GcnsegError
 from gcnseg.io.atomic import write_json
 
 SPLITS = ("train", "val", "test")
+log = logging.getLogger(__name__)
 
 
 def _take(names: list[str], fraction: float, rng: random.Random) -> tuple[list[str], list[str]]:
@@ -38,12 +39,16 @@ def _stratified(
     return sorted(taken), sorted(rest)
 
 
-def longer_side(path: Path) -> int:
+def longer_side(path: Path) -> int | None:
+    """From the header; None (logged) for an image too large to ever be used, which the
+    `max_side` filter drops like any large image; other unreadable files stop the split."""
     try:
-        with Image.open(path) as image:
-            return max(image.size)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise GcnsegError(f"{path}: unreadable image ({exc}); see `gcnseg data check`") from None
+        return max(image_size(path))
+    except ImageTooLarge as exc:
+        log.warning("dropping %s", exc)
+        return None
+    except GcnsegError as exc:
+        raise GcnsegError(f"{exc}; see `gcnseg data check`") from None
 
 
 def make_split(
@@ -63,7 +68,7 @@ def make_split(
         raise GcnsegError("split fractions must be in [0, 1)")
     samples = index.samples
     if max_side:
-        samples = [s for s in samples if longer_side(s.image) < max_side]
+        samples = [s for s in samples if (side := longer_side(s.image)) and side < max_side]
     if not samples:
         raise GcnsegError(f"{index.root}: no samples left to split")
     rng = random.Random(seed)
