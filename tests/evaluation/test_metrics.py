@@ -7,8 +7,12 @@ import math
 import pytest
 import torch
 
-from gcnseg.evaluation.evaluate import image_miou
-from gcnseg.evaluation.metrics import SegmentationMetrics, summarize
+from gcnseg.evaluation.metrics import (
+    SegmentationMetrics,
+    confusion_matrix,
+    image_score,
+    summarize,
+)
 
 IGN = 255
 
@@ -17,11 +21,12 @@ def test_confusion_matrix_ignores_255_and_handles_absent_class() -> None:
     target = torch.tensor([[0, 0, 1, 1], [0, IGN, 1, IGN]], dtype=torch.uint8)
     pred = torch.tensor([[0, 1, 1, 1], [0, 2, 0, 2]], dtype=torch.uint8)
     metrics = SegmentationMetrics(3)
-    accuracy = metrics.update(pred, target)
+    score = metrics.update(pred, target)
     result = metrics.compute()
     # valid pixels: (0,0) (0,1) (1,1) (1,1) (0,0) (1,0) -> rows truth, columns prediction
     assert result["confusion_matrix"] == [[2, 1, 0], [1, 2, 0], [0, 0, 0]]
-    assert accuracy == pytest.approx(4 / 6)
+    assert score.pixel_accuracy == pytest.approx(4 / 6)
+    assert score.miou == pytest.approx(0.5)  # classes 0 and 1; class 2 absent from both
     assert result["pixel_accuracy"] == pytest.approx(4 / 6)
     # IoU0 = 2 / (3 + 3 - 2), IoU1 = 2 / (3 + 3 - 2); class 2 absent everywhere -> NaN, not 0
     assert result["iou"][:2] == pytest.approx([0.5, 0.5])
@@ -58,7 +63,7 @@ def test_seed_metric_is_mean_of_per_image_accuracies() -> None:
 
 def test_fully_ignored_image_is_skipped() -> None:
     metrics = SegmentationMetrics(2)
-    assert math.isnan(metrics.update(torch.zeros(2, 2), torch.full((2, 2), IGN)))
+    assert math.isnan(metrics.update(torch.zeros(2, 2), torch.full((2, 2), IGN)).pixel_accuracy)
     metrics.update(torch.ones(1, 1), torch.ones(1, 1))
     assert metrics.compute()["mean_image_accuracy"] == 1.0
 
@@ -66,4 +71,6 @@ def test_fully_ignored_image_is_skipped() -> None:
 def test_image_miou_over_present_classes() -> None:
     target = torch.tensor([0, 0, 1, IGN])
     pred = torch.tensor([0, 1, 1, 2])
-    assert image_miou(pred, target, 3) == pytest.approx((1 / 2 + 1 / 2) / 2)
+    score = image_score(confusion_matrix(pred, target, 3))
+    assert score.miou == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert score.pixel_accuracy == pytest.approx(2 / 3)

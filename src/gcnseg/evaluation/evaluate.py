@@ -1,4 +1,8 @@
-"""Evaluation at each image's original resolution: letterboxed logits are mapped back first."""
+"""Evaluation at each image's original resolution, through the one inference pipeline.
+
+An item the loader could not read is never replaced by another: it is left out of every metric
+and named in `Evaluation.skipped` (or, with `strict`, the run stops on it).
+"""
 
 from __future__ import annotations
 
@@ -12,17 +16,22 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from gcnseg.classes import IGNORE_INDEX
-from gcnseg.data.transforms import unletterbox
-from gcnseg.evaluation.metrics import SegmentationMetrics
-from gcnseg.runtime import predict_logits, prepare_images
-from gcnseg.training.distributed import all_reduce_sum
+from gcnseg.errors import GcnsegError
+from gcnseg.evaluation.metrics import ImageScore, SegmentationMetrics
+from gcnseg.inference.segmenter import Segmenter
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImageResult:
+    index: int  # position in the dataset
+    score: ImageScore
+
+
+@dataclass(frozen=True)
+class SkippedItem:
     index: int
-    pixel_accuracy: float
-    miou: float  # over the classes present in the image's label or prediction
+    name: str
+    reason: str
 
 
 @dataclass
@@ -30,50 +39,51 @@ class Evaluation:
     metrics: dict
     loss: float
     images: list[ImageResult] = field(default_factory=list)
+    skipped: list[SkippedItem] = field(default_factory=list)
 
 
-def image_miou(pred: Tensor, target: Tensor, num_classes: int) -> float:
-    valid = target != IGNORE_INDEX
-    p, t = pred[valid].long(), target[valid].long()
-    cm = torch.bincount(t * num_classes + p, minlength=num_classes**2).view(
-        num_classes, num_classes
-    )
-    tp = cm.diag().double()
-    union = cm.sum(0) + cm.sum(1) - cm.diag()
-    present = union > 0
-    return float((tp[present] / union[present]).mean()) if present.any() else float("nan")
+OnImage = Callable[[int, Tensor, Tensor, ImageScore], None]
 
 
 def evaluate(
-    model: Callable[[Tensor], Tensor],
+    segmenter: Segmenter,
     loader: DataLoader,
     *,
-    num_classes: int,
-    device: torch.device,
-    amp: str = "none",
-    flip: bool = False,
-    channels_last: bool = False,
     progress: bool = False,
-    on_prediction: Callable[[int, Tensor, Tensor], None] | None = None,
+    strict: bool = False,
+    on_image: OnImage | None = None,
 ) -> Evaluation:
-    """Metrics over the loader (synced across ranks); `on_prediction(index, pred, label)` per image."""
-    metrics = SegmentationMetrics(num_classes, device)
+    """Metrics over the loader (summed across DDP ranks); `on_image(index, pred, label, score)`
+    is called once per scored image with CPU tensors, so callers never score an image twice."""
+    metrics: SegmentationMetrics | None = None
     loss_sum, loss_pixels = 0.0, 0.0
-    results = []
+    results, skipped = [], []
     for batch in tqdm(loader, desc="eval", disable=not progress, leave=False):
-        images = prepare_images(batch["image"], device, channels_last)
-        logits = predict_logits(model, images, device=device, amp=amp, flip=flip)
-        labels = batch["label"].to(device).long()
-        loss_sum += float(
-            F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
-        )
+        for index, name, reason in batch.get("errors", []):
+            if strict:
+                raise GcnsegError(f"{reason} (--strict: no image may be left out)")
+            skipped.append(SkippedItem(index, name, reason))
+        if len(batch["index"]) == 0:
+            continue
+        logits = segmenter.logits(batch["image"])
+        metrics = metrics or SegmentationMetrics(logits.shape[1], logits.device)
+        labels = batch["label"].to(logits.device).long()
+        loss_sum += float(F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum"))
         loss_pixels += float((labels != IGNORE_INDEX).sum())
+        restored = segmenter.restore(logits, batch["letterbox"])
         for row, index in enumerate(batch["index"].tolist()):
-            target = batch["original_label"][row].to(device)
-            pred = unletterbox(logits[row], batch["letterbox"][row]).argmax(0).to(torch.uint8)
-            accuracy = metrics.update(pred, target)
-            results.append(ImageResult(index, accuracy, image_miou(pred, target, num_classes)))
-            if on_prediction is not None:
-                on_prediction(index, pred.cpu(), target.cpu())
-    loss_sum, loss_pixels = all_reduce_sum([loss_sum, loss_pixels], device)
-    return Evaluation(metrics.compute(), loss_sum / max(loss_pixels, 1.0), results)
+            target = batch["original_label"][row].to(logits.device)
+            pred = restored[row].argmax(0).to(torch.uint8)
+            score = metrics.update(pred, target)
+            results.append(ImageResult(index, score))
+            if on_image is not None:
+                on_image(index, pred.cpu(), target.cpu(), score)
+    if metrics is None:
+        metrics = SegmentationMetrics(len(segmenter.classes.names))
+    totals = torch.tensor([loss_sum, loss_pixels], dtype=torch.float64)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        totals = totals.to(metrics.matrix.device)
+        torch.distributed.all_reduce(totals)
+    loss_sum, loss_pixels = totals.tolist()
+    return Evaluation(metrics.compute(), loss_sum / max(loss_pixels, 1.0), results, skipped)
+

@@ -1,48 +1,79 @@
-"""Segmentation metrics from one confusion matrix (torchmetrics: it syncs across DDP ranks).
+"""Segmentation metrics from one confusion matrix: one bincount per image, one all-reduce.
 
-Everything is computed at each image's original resolution; ignored pixels (255) never count.
+A plain bincount, as torchvision's references do: on a 500x375 image it takes 0.5 ms against
+torchmetrics' 13 ms (measured with one thread), and each image's own matrix gives its scores for
+free. Everything is at each image's original resolution; ignored pixels (255) never count.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import torch.distributed as dist
 from torch import Tensor
-from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from gcnseg.classes import IGNORE_INDEX
 
 
+@dataclass(frozen=True)
+class ImageScore:
+    """One image's scores; NaN when all its pixels are ignored."""
+
+    pixel_accuracy: float
+    miou: float  # over the classes present in the image's label or prediction
+
+
+def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """(C, C) int64 counts, rows ground truth, columns prediction; ignored pixels left out."""
+    valid = target != IGNORE_INDEX
+    index = target[valid].long() * num_classes + pred[valid].long()
+    return torch.bincount(index, minlength=num_classes**2).view(num_classes, num_classes)
+
+
+def image_score(matrix: Tensor) -> ImageScore:
+    total = int(matrix.sum())
+    if total == 0:
+        return ImageScore(float("nan"), float("nan"))
+    tp = matrix.diag().double()
+    union = matrix.sum(0) + matrix.sum(1) - matrix.diag()
+    present = union > 0
+    return ImageScore(float(tp.sum()) / total, float((tp[present] / union[present]).mean()))
+
+
 class SegmentationMetrics:
-    """Accumulates a confusion matrix plus the seed project's per-image pixel accuracy."""
+    """Accumulates the confusion matrix plus the seed project's mean per-image pixel accuracy."""
 
     def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
         self.num_classes = num_classes
-        self.confmat = MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX).to(device)
-        self.image_accuracy = MeanMetric().to(device)
+        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+        self.accuracy_sum = 0.0
         self.images = 0
 
-    def update(self, pred: Tensor, target: Tensor) -> float:
-        """Add one image (H×W class indices vs labels); return its pixel accuracy (NaN if all ignored)."""
-        valid = target != IGNORE_INDEX
-        count = int(valid.sum())
-        if count == 0:
-            return float("nan")
-        self.confmat.update(pred[valid].long(), target[valid].long())
-        accuracy = float((pred[valid] == target[valid]).sum()) / count
-        self.image_accuracy.update(torch.tensor(accuracy, dtype=torch.float64))
-        self.images += 1
-        return accuracy
+    def update(self, pred: Tensor, target: Tensor) -> ImageScore:
+        """Add one image (HxW class indices vs labels) and return its own scores."""
+        matrix = confusion_matrix(pred, target, self.num_classes)
+        self.matrix += matrix
+        score = image_score(matrix)
+        if matrix.sum() > 0:
+            self.accuracy_sum += score.pixel_accuracy
+            self.images += 1
+        return score
 
     def update_batch(self, pred: Tensor, target: Tensor) -> None:
         """Add a batch to the confusion matrix only (training crops: no per-image accuracy)."""
-        valid = target != IGNORE_INDEX
-        self.confmat.update(pred[valid].long(), target[valid].long())
+        self.matrix += confusion_matrix(pred, target, self.num_classes)
 
     def compute(self) -> dict:
-        # Under DDP every rank evaluates images, so `images` is never 0 on one rank only.
-        mean_accuracy = float(self.image_accuracy.compute()) if self.images else float("nan")
-        return summarize(self.confmat.compute(), mean_accuracy)
+        """Totals over every process of a DDP job (each rank saw its own images)."""
+        matrix = self.matrix.clone()
+        counts = torch.tensor([self.accuracy_sum, float(self.images)], dtype=torch.float64)
+        if dist.is_available() and dist.is_initialized():
+            counts = counts.to(matrix.device)
+            dist.all_reduce(matrix)
+            dist.all_reduce(counts)
+        accuracy_sum, images = counts.tolist()
+        return summarize(matrix, accuracy_sum / images if images else float("nan"))
 
 
 def summarize(confmat: Tensor, mean_image_accuracy: float = float("nan")) -> dict:

@@ -1,16 +1,17 @@
-"""`gcnseg test`: evaluate a checkpoint on a dataset and report every metric at original resolution."""
+"""`gcnseg test`: evaluate a model on a dataset and report every metric at original resolution."""
 
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
 from gcnseg.classes import ClassSet
 from gcnseg.data.dataset import SegmentationDataset, default_workers, make_loader
 from gcnseg.data.images import read_image
@@ -18,9 +19,12 @@ from gcnseg.data.layouts import index_dataset
 from gcnseg.data.splits import load_manifest, select
 from gcnseg.data.transforms import eval_transform
 from gcnseg.errors import GcnsegError
-from gcnseg.evaluation.evaluate import evaluate, image_miou
+from gcnseg.evaluation.evaluate import SkippedItem, evaluate
+from gcnseg.evaluation.metrics import ImageScore
+from gcnseg.inference.segmenter import load
 from gcnseg.io.atomic import write_json
-from gcnseg.runtime import resolve_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,28 +32,46 @@ class TestReport:
     checkpoint: str
     data: str
     split: str
-    images: int
+    listed: int  # images in the split
     classes: ClassSet
     metrics: dict
     seconds: float
+    engine: str
+    skipped: list[SkippedItem] = field(default_factory=list)
+    per_image: dict[str, ImageScore] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return {
-            "checkpoint": self.checkpoint,
-            "data": self.data,
-            "split": self.split,
-            "images": self.images,
-            "classes": list(self.classes.names),
-            "seconds": self.seconds,
-            **self.metrics,
-        }
+    @property
+    def scored(self) -> int:
+        return self.listed - len(self.skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Strict JSON: a metric that is undefined (a class absent everywhere) is null, not NaN."""
+        return _json_safe(
+            {
+                "checkpoint": self.checkpoint,
+                "data": self.data,
+                "split": self.split,
+                "images": self.scored,
+                "images_listed": self.listed,
+                "skipped": [{"name": s.name, "reason": s.reason} for s in self.skipped],
+                "classes": list(self.classes.names),
+                "engine": self.engine,
+                "seconds": self.seconds,
+                **self.metrics,
+                "per_image": {
+                    name: {"pixel_accuracy": s.pixel_accuracy, "miou": s.miou}
+                    for name, s in self.per_image.items()
+                },
+            }
+        )
 
     def format(self) -> str:
         m = self.metrics
         names = self.classes.names
         width = max(len(n) for n in names) + 2
+        counted = f"{self.scored} images" if not self.skipped else f"{self.scored} of {self.listed} images"
         lines = [
-            f"{self.images} images of {self.data} ({self.split}), {self.checkpoint}",
+            f"{counted} of {self.data} ({self.split}), {self.checkpoint}, engine {self.engine}",
             f"pixel accuracy        {m['pixel_accuracy']:.4f}",
             f"mean image accuracy   {m['mean_image_accuracy']:.4f}   (the seed project's metric)",
             f"mIoU                  {m['miou']:.4f}",
@@ -66,7 +88,20 @@ class TestReport:
         lines.append(" " * width + "".join(f"{n[:10]:>12}" for n in names))
         for name, row in zip(names, m["confusion_matrix"], strict=True):
             lines.append(f"{name:<{width}}" + "".join(f"{v:>12d}" for v in row))
+        if self.skipped:
+            lines += ["", f"left out ({len(self.skipped)} unreadable, not scored):"]
+            lines += [f"  {s.reason}" for s in self.skipped]
         return "\n".join(lines)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def run_test(
@@ -78,7 +113,9 @@ def run_test(
     size: int | None = None,
     flip: bool = False,
     device: str = "auto",
-    amp: str = "none",
+    engine: str = "auto",
+    strict: bool = False,
+    any_class_names: bool = False,
     draw_dir: Path | None = None,
     out_dir: Path | None = None,
     worst: int = 8,
@@ -88,59 +125,46 @@ def run_test(
     from gcnseg.viz.draw import gallery, panel, save_image
     from gcnseg.viz.plots import plot_confusion_matrix
 
-    payload = load_checkpoint(checkpoint)
-    model, cfg, classes = model_from_checkpoint(payload)
     index = index_dataset(data_root)
-    if len(index.classes.names) != len(classes.names):
-        raise GcnsegError(
-            f"{data_root}: dataset has {len(index.classes.names)} classes, checkpoint {len(classes.names)}"
-        )
     samples = select(index, load_manifest(manifest)["splits"][split]) if manifest else index.samples
-    split_name = split if manifest else "all pairs"
-    dev = resolve_device(device)
-    model.to(dev, memory_format=torch.channels_last)  # about 2x faster on CPU (gcnseg bench)
-    dataset = SegmentationDataset(
-        samples, eval_transform(size or cfg.data.eval_size), keep_original=True
-    )
-    loader = make_loader(
-        dataset, batch_size=cfg.data.eval_batch_size, shuffle=False, workers=default_workers()
-    )
+    segmenter = load(checkpoint, engine=engine, device=device, flip=flip, size=size)
+    classes = segmenter.classes
+    _check_classes(index.classes, classes, data_root, checkpoint, any_class_names)
+    dataset = SegmentationDataset(samples, eval_transform(segmenter.eval_size), keep_original=True)
+    eval_batch = segmenter.info.get("config", {}).get("data", {}).get("eval_batch_size", 4)
+    loader = make_loader(dataset, batch_size=eval_batch, shuffle=False, workers=default_workers())
     worst_heap: list[tuple[float, int, torch.Tensor, torch.Tensor]] = []
 
-    def on_prediction(i: int, pred: torch.Tensor, label: torch.Tensor) -> None:
+    def on_image(i: int, pred: torch.Tensor, label: torch.Tensor, score: ImageScore) -> None:
         if draw_dir is not None:
             image = read_image(samples[i].image)
             save_image(
                 draw_dir / f"{samples[i].name}.png",
                 panel(image, pred.numpy(), classes, truth=label.numpy()),
             )
-        score = image_miou(pred, label, len(classes.names))
-        if worst and not math.isnan(score):
-            heapq.heappush(worst_heap, (-score, i, pred, label))  # max-heap on score: pop the best
+        if worst and not math.isnan(score.miou):
+            heapq.heappush(worst_heap, (-score.miou, i, pred, label))  # max-heap: pop the best
             if len(worst_heap) > worst:
                 heapq.heappop(worst_heap)
 
     tic = time.monotonic()
-    result = evaluate(
-        model,
-        loader,
-        num_classes=len(classes.names),
-        device=dev,
-        amp=amp,
-        flip=flip,
-        progress=True,
-        channels_last=True,
-        on_prediction=on_prediction,
-    )
+    result = evaluate(segmenter, loader, progress=True, strict=strict, on_image=on_image)
+    if len(result.images) == 0:
+        raise GcnsegError(f"{data_root}: none of the {len(samples)} images could be read")
     report = TestReport(
         str(checkpoint),
         str(data_root),
-        split_name,
+        split if manifest else "all pairs",
         len(samples),
         classes,
         result.metrics,
         time.monotonic() - tic,
+        segmenter.engine_name,
+        result.skipped,
+        {samples[r.index].name: r.score for r in result.images},
     )
+    for item in result.skipped:
+        log.warning("left out of the metrics: %s", item.reason)
     out_dir = out_dir or (json_out.parent if json_out else None)
     if out_dir is not None:
         plot_confusion_matrix(
@@ -156,9 +180,20 @@ def run_test(
         if tiles:
             gallery(tiles, out_dir / "worst.png")
     if json_out is not None:
-        per_image = {
-            samples[r.index].name: {"pixel_accuracy": r.pixel_accuracy, "miou": r.miou}
-            for r in result.images
-        }
-        write_json(json_out, report.to_dict() | {"per_image": per_image})
+        write_json(json_out, report.to_dict())
     return report
+
+
+def _check_classes(
+    data: ClassSet, model: ClassSet, root: Path, checkpoint: str, any_names: bool
+) -> None:
+    """A model scored against other classes gives meaningless numbers: refuse unless told."""
+    if len(data.names) != len(model.names):
+        raise GcnsegError(
+            f"{root}: dataset has {len(data.names)} classes, {checkpoint} {len(model.names)}"
+        )
+    if data.names != model.names and not any_names:
+        raise GcnsegError(
+            f"{root}: classes {list(data.names)} differ from {checkpoint}'s {list(model.names)} "
+            "(pass --any-class-names if they mean the same)"
+        )

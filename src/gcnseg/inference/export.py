@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tempfile
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -26,10 +27,12 @@ if TYPE_CHECKING:
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
-# metadata_props keys; OnnxSegmenter reads them back.
+# metadata_props keys; `gcnseg.load(file.onnx)` reads them back.
 META_CLASSES = "gcnseg.classes"
 META_MODEL = "gcnseg.model"
 META_INPUT = "gcnseg.input"
+META_EVAL_SIZE = "gcnseg.eval_size"
+META_QUANTIZED = "gcnseg.quantized"  # how an int8 model was calibrated; absent for fp32
 INPUT_FORMAT = "float32 RGB in [0, 1], NCHW, any batch/height/width; output logits NCHW"
 _DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
 
@@ -42,6 +45,7 @@ def export_onnx(
     opset: int = 17,
     sample_size: int = 256,
     model_name: str | None = None,
+    eval_size: int | None = None,
 ) -> Path:
     """Write `model` as a checked ONNX file at `out` (atomically) and return the path.
 
@@ -62,16 +66,35 @@ def export_onnx(
             META_MODEL: model_name or type(model).__name__,
             META_INPUT: INPUT_FORMAT,
         }
+        if eval_size:
+            metadata[META_EVAL_SIZE] = str(eval_size)
         onnx_module.helper.set_model_props(proto, metadata)
         onnx_module.checker.check_model(proto, full_check=True)
         onnx_module.save(proto, str(tmp))
     return out
 
 
-def export_checkpoint(checkpoint: str, out: Path, opset: int = 17) -> Path:
-    """Export a training checkpoint (path, run folder or packaged name) with its classes."""
+def export_checkpoint(
+    checkpoint: str,
+    out: Path,
+    opset: int = 17,
+    *,
+    int8_calibration: list[Path] | None = None,
+) -> Path:
+    """Export a checkpoint (path, run folder or packaged name) with its classes and eval size.
+
+    With `int8_calibration` (image files, e.g. training images), the ONNX model is quantised to
+    int8 (static, QDQ, per-channel weights), its activation ranges taken from those images.
+    """
     model, config, classes = model_from_checkpoint(load_checkpoint(checkpoint))
-    return export_onnx(model, out, classes=classes, opset=opset, model_name=config.model.name)
+    kwargs = {"classes": classes, "opset": opset, "model_name": config.model.name}
+    if not int8_calibration:
+        return export_onnx(model, out, eval_size=config.data.eval_size, **kwargs)
+    from gcnseg.inference.quantize import quantize_int8
+
+    with tempfile.TemporaryDirectory() as workdir:
+        fp32 = export_onnx(model, Path(workdir) / "fp32.onnx", eval_size=config.data.eval_size, **kwargs)
+        return quantize_int8(fp32, out, int8_calibration, size=config.data.eval_size)
 
 
 def _import_onnx() -> ModuleType:

@@ -1,0 +1,195 @@
+"""Engines: what runs the network. Each takes letterboxed uint8 images (N, 3, S, S) and returns
+float32 logits (N, C, S, S) on the CPU, so the Segmenter above them is the same for all.
+
+- `torch`: the model itself, channels-last, bf16 autocast where the CPU computes bf16 natively
+  (AVX-512 BF16 or AMX: detected, never assumed; emulated bf16 is about 10x slower).
+- `onnx`: ONNX Runtime on an export of the same weights (exported once, cached by content hash).
+- `onnx-int8`: ONNX Runtime on a statically quantised export (`gcnseg export --int8`).
+
+`auto` picks the fastest engine that is installed and accurate on this machine (see `choose`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gcnseg.classes import ClassSet
+from gcnseg.errors import GcnsegError
+from gcnseg.runtime import autocast, cpu_features, prepare_images
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "torch", "torch-fp32", "torch-bf16", "onnx", "onnx-int8")
+
+
+class Engine(Protocol):
+    name: str
+
+    def __call__(self, images: Tensor) -> Tensor: ...
+
+
+@dataclass
+class TorchEngine:
+    """The torch model on `device`; `amp` is "none", "bf16" or "fp16"."""
+
+    model: nn.Module
+    device: torch.device
+    amp: str = "none"
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        self.model.eval()
+        self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    @property
+    def name(self) -> str:
+        precision = "fp32" if self.amp == "none" else self.amp
+        suffix = "" if self.device.type == "cpu" else f"-{self.device.type}"
+        return f"torch-{precision}{suffix}"
+
+    def __call__(self, images: Tensor) -> Tensor:
+        batch = prepare_images(images, self.device, self.channels_last)
+        with torch.inference_mode(), autocast(self.device, self.amp):
+            return self.model(batch).float()
+
+
+class OnnxEngine:
+    """An ONNX Runtime session over a gcnseg export (float RGB in [0, 1], NCHW in; logits out)."""
+
+    def __init__(self, path: str | Path, *, threads: int | None = None, name: str = "onnx"):
+        ort = import_onnxruntime()
+        path = Path(path)
+        if not path.is_file():
+            raise GcnsegError(f"{path}: ONNX model not found")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # ORT's errors share no base class beyond Exception
+            raise GcnsegError(f"{path}: not a loadable ONNX model ({exc})") from None
+        self.path = path
+        self.name = name
+        self.metadata = self.session.get_modelmeta().custom_metadata_map
+        self._input = self.session.get_inputs()[0].name
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise GcnsegError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+        batch = images.detach().cpu()
+        if batch.dtype == torch.uint8:
+            batch = batch.float().div_(255)
+        (logits,) = self.session.run(None, {self._input: np.ascontiguousarray(batch.numpy())})
+        return torch.from_numpy(logits)
+
+
+def import_onnxruntime() -> ModuleType:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise GcnsegError("onnxruntime is not installed: pip install gcnseg[onnx]") from None
+    return onnxruntime
+
+
+def onnx_available() -> bool:
+    try:
+        import_onnxruntime()
+        import onnx  # noqa: F401  (the exporter needs it)
+    except (GcnsegError, ImportError):
+        return False
+    return True
+
+
+def native_bf16() -> bool:
+    """True where bf16 matmuls and convolutions run in hardware (AVX-512 BF16 or AMX)."""
+    return bool(cpu_features().get("native_bf16"))
+
+
+def choose(requested: str, device: torch.device) -> tuple[str, str]:
+    """The engine to use for `requested` ("auto" or a name in ENGINES), and why.
+
+    Measured with `gcnseg bench` (see the README's speed table): on a CPU with native bf16,
+    torch + bf16 autocast and ONNX Runtime fp32 are within 5% at batch 1 while ORT is faster
+    at batch 4, so ORT is picked when installed; without native bf16, bf16 is emulated and ORT
+    fp32 is 2x faster than torch channels-last. On a GPU, torch. int8 is only used when asked
+    for: it needs calibration images and its accuracy is checked by `gcnseg test`, not assumed.
+    """
+    if requested not in ENGINES:
+        raise GcnsegError(f"unknown engine {requested!r}; choose from {', '.join(ENGINES)}")
+    if requested == "torch":
+        requested = "torch-bf16" if device.type == "cpu" and native_bf16() else "torch-fp32"
+        return requested, "torch asked for; bf16 autocast " + (
+            "on (the CPU has native bf16)" if requested == "torch-bf16" else "off"
+        )
+    if requested != "auto":
+        return requested, "asked for"
+    if device.type != "cpu":
+        return "torch-fp32", f"a {device.type} device is in use"
+    if onnx_available():
+        return "onnx", "ONNX Runtime is installed and is the fastest CPU engine measured"
+    if native_bf16():
+        return "torch-bf16", "onnxruntime is not installed; the CPU has native bf16"
+    return "torch-fp32", "onnxruntime is not installed and the CPU has no native bf16"
+
+
+def build(
+    name: str,
+    model: nn.Module,
+    *,
+    device: torch.device,
+    classes: ClassSet,
+    model_name: str,
+    onnx_path: Path | None = None,
+) -> Engine:
+    """Make engine `name` (already chosen) for `model`; ONNX files are exported and cached."""
+    if name in ("torch-fp32", "torch-bf16", "torch-fp16"):
+        return TorchEngine(model, device, amp="none" if name == "torch-fp32" else name[6:])
+    if name == "onnx-int8":
+        if onnx_path is None:
+            raise GcnsegError(
+                "engine onnx-int8 needs a quantised model: `gcnseg export --int8 ... --out "
+                "model.int8.onnx`, then pass it as the checkpoint"
+            )
+        return OnnxEngine(onnx_path, name=name)
+    if name == "onnx":
+        return OnnxEngine(onnx_path or cached_export(model, classes, model_name), name=name)
+    raise GcnsegError(f"unknown engine {name!r}")
+
+
+def cached_export(model: nn.Module, classes: ClassSet, model_name: str) -> Path:
+    """Export `model` to ONNX once per distinct weights, under the user's cache folder."""
+    from gcnseg.inference.export import export_onnx
+    from gcnseg.models.weights import default_cache_dir
+
+    path = default_cache_dir() / "onnx" / f"{weights_digest(model, classes)}.onnx"
+    if not path.is_file():
+        log.info("exporting the model to ONNX once: %s", path)
+        export_onnx(model, path, classes=classes, model_name=model_name)
+    return path
+
+
+def weights_digest(model: nn.Module, classes: ClassSet) -> str:
+    """A content hash of the weights and classes: the ONNX cache key."""
+    digest = hashlib.sha256(json.dumps(classes.to_dict()).encode())
+    for key, value in model.state_dict().items():
+        digest.update(key.encode())
+        buffer = io.BytesIO()
+        np.save(buffer, value.detach().float().cpu().numpy())
+        digest.update(buffer.getvalue())
+    return digest.hexdigest()[:32]
