@@ -1,0 +1,101 @@
+"""What `predict` reads and the names it writes: inputs expanded safely, one output name per input.
+
+Two inputs may share a file name (`sub1/x.jpg`, `sub2/x.jpg`); their outputs must not overwrite
+each other, so names mirror the paths below the inputs' common folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import stat
+from pathlib import Path
+
+from gcnseg.data.images import IMAGE_EXTENSIONS
+from gcnseg.errors import GcnsegError
+
+log = logging.getLogger(__name__)
+
+
+def _is_regular(path: Path) -> bool:
+    """A regular file (after symlinks); a FIFO or device named x.jpg would block a reader."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _keep(path: Path) -> bool:
+    if _is_regular(path):
+        return True
+    log.warning("skipping %s: not a regular file", path)
+    return False
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files, folders (their images, sorted) and glob patterns, in order, without duplicates.
+
+    Anything that is not a regular file (a FIFO, a socket, a device) is skipped with a warning
+    and never opened. A folder contributes only files with an image extension; a file named
+    explicitly is taken whatever its extension (its content decides, see `read_image`).
+    """
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += [
+                p
+                for p in sorted(path.iterdir())
+                if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir() and _keep(p)
+            ]
+        elif os.path.lexists(path):
+            if _keep(path):
+                found.append(path)
+        else:
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
+            if not matches:
+                raise GcnsegError(f"{item}: no such file, folder or matching pattern")
+            found += [p for p in matches if not p.is_dir() and _keep(p)]
+    by_identity: dict[Path, Path] = {}
+    for p in found:
+        by_identity.setdefault(_identity(p), p)  # the first spelling the user gave
+    if not by_identity:
+        raise GcnsegError("no input images found")
+    return list(by_identity.values())
+
+
+def _identity(path: Path) -> Path:
+    """`a/../a/x.jpg` and `./a/x.jpg` are one input: compare normalised absolute paths."""
+    return Path(os.path.normpath(path.absolute()))
+
+
+def output_stems(paths: list[Path]) -> list[str]:
+    """One unique output name per input (no extension; callers add `_mask.png` and so on).
+
+    Names are the inputs' paths below their common folder without the suffix, so `sub1/x.jpg`
+    and `sub2/x.jpg` give `sub1/x` and `sub2/x`; inputs all in one folder keep their bare stems.
+    Inputs that would still collide (`x.jpg` and `x.png`) get the extension appended: `x.jpg`
+    and `x.png` become `x_jpg` and `x_png`, then a counter as the last resort.
+    """
+    if not paths:
+        return []
+    absolute = [_identity(p) for p in paths]
+    common = Path(os.path.commonpath([p.parent for p in absolute]))
+    stems = [p.relative_to(common).with_suffix("").as_posix() for p in absolute]
+    lowered = [s.lower() for s in stems]
+    clashing = {s for s in stems if lowered.count(s.lower()) > 1}
+    names = [
+        f"{s}_{p.suffix.lstrip('.').lower()}" if s in clashing and p.suffix else s
+        for s, p in zip(stems, absolute, strict=True)
+    ]
+    taken: set[str] = set()  # lowercased: x.jpg and X.jpg clash on case-insensitive disks
+    unique = []
+    for name in names:
+        candidate, count = name, 0
+        while candidate.lower() in taken:
+            count += 1
+            candidate = f"{name}_{count}"
+        taken.add(candidate.lower())
+        unique.append(candidate)
+    return unique
