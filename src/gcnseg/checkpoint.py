@@ -21,6 +21,11 @@ from gcnseg.io.atomic import atomic_path
 # Models shipped inside the package, loadable by name with no download.
 PACKAGED = {"pets-default": "pets-default.pt.gz"}
 GZIP_MAGIC = b"\x1f\x8b"
+# Weights are noise to gzip (fp16 releases shrink about 9%), so a `.pt.gz` that inflates far
+# beyond its size is a gzip bomb: refused before it fills the memory.
+GZIP_MAX_RATIO = 20
+GZIP_MIN_BYTES = 64 << 20  # a tiny file may still hold a few mostly-zero tensors
+GZIP_MAX_BYTES = 2 << 30
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -51,26 +56,78 @@ def resolve_checkpoint(source: str | Path) -> Path:
 
 
 def load_checkpoint(source: str | Path) -> dict[str, Any]:
+    """Read a checkpoint (`.pt` or gzipped) and check its structure, so every broken, crafted or
+    foreign file is one line naming it here, not a KeyError in whoever uses it."""
     path = resolve_checkpoint(source)
     try:
         raw = path.read_bytes()
-        if raw[:2] == GZIP_MAGIC:  # torch.load cannot read a gzipped file itself
-            raw = gzip.decompress(raw)
+    except OSError as exc:
+        raise GcnsegError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from None
+    if not raw:
+        raise GcnsegError(f"{path}: empty file, not a checkpoint")
+    if raw[:2] == GZIP_MAGIC:  # torch.load cannot read a gzipped file itself
+        raw = _gunzip(raw, path)
+    try:
         payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except (
-        RuntimeError,
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        OSError,
-        zlib.error,
-    ) as exc:
+    except pickle.UnpicklingError:
         raise GcnsegError(
-            f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})"
+            f"{path}: not a readable checkpoint (not a PyTorch file, or it holds objects other "
+            "than tensors and plain values, which are never unpickled)"
         ) from None
-    if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
-        raise GcnsegError(f"{path}: not a gcnseg checkpoint (no model weights and config)")
+    except Exception as exc:  # on junk, the weights-only unpickler fails with any error type
+        raise GcnsegError(f"{path}: not a readable checkpoint ({_first_line(exc)})") from None
+    check_payload(payload, path)
     return payload
+
+
+def check_payload(payload: Any, path: str | Path) -> None:
+    """A gcnseg checkpoint: a dict with `model` (name -> tensor), a valid `config` and `classes`.
+
+    Whether the weights fit the architecture the config names is checked when the model is built.
+    """
+    if not isinstance(payload, dict) or not {"model", "config", "classes"} <= payload.keys():
+        raise GcnsegError(
+            f"{path}: not a gcnseg checkpoint (needs model weights, config and classes)"
+        )
+    state = payload["model"]
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+    ):
+        raise GcnsegError(f"{path}: not a gcnseg checkpoint (model is not a dict of tensors)")
+    try:
+        config_from_dict(payload["config"])
+        ClassSet.from_dict(payload["classes"])
+    except GcnsegError as exc:
+        raise GcnsegError(f"{path}: bad checkpoint: {exc}") from None
+
+
+def _gunzip(raw: bytes, path: Path) -> bytes:
+    """Decompress every gzip member, stopping as soon as the output passes the limit."""
+    limit = min(GZIP_MAX_BYTES, max(GZIP_MIN_BYTES, GZIP_MAX_RATIO * len(raw)))
+    out = bytearray()
+    data = raw
+    try:
+        while data[:2] == GZIP_MAGIC:
+            member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            out += member.decompress(data, limit + 1 - len(out))
+            if len(out) > limit:
+                raise GcnsegError(
+                    f"{path}: gzip data inflates beyond {limit:,} bytes "
+                    f"({len(raw):,} compressed); refused as a gzip bomb"
+                )
+            if not member.eof:
+                raise GcnsegError(f"{path}: not a readable checkpoint (truncated gzip data)")
+            data = member.unused_data
+    except zlib.error as exc:
+        raise GcnsegError(f"{path}: not a readable checkpoint (gzip: {exc})") from None
+    return bytes(out)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, Config, ClassSet]:
