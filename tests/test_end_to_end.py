@@ -7,6 +7,8 @@ and a miniature `gcnseg demo`. The real-sample versions in tests/training add re
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -85,17 +87,18 @@ def test_train_writes_a_complete_run(pets_run: Path) -> None:
 def test_interrupted_run_resumes_to_identical_weights(
     tiny_pets: Path, pets_split: Path, pets_run: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    """Ctrl-C before epoch 2's last step, then `--resume`: the same weights as never stopping."""
+    """Ctrl-C in the middle of epoch 2's first step, then `--resume`: the same weights as never
+    stopping (the step in flight finishes, so its BatchNorm statistics match its counter)."""
     real_forward = GCN.forward
     calls = {"n": 0}
 
-    def interrupt_fourth_step(self: GCN, x: torch.Tensor) -> torch.Tensor:
+    def ctrl_c_in_third_step(self: GCN, x: torch.Tensor) -> torch.Tensor:
         calls["n"] += self.training
-        if calls["n"] == 4:  # before the forward, so no BatchNorm statistic has moved yet
-            raise KeyboardInterrupt
+        if calls["n"] == 3 and self.training:
+            os.kill(os.getpid(), signal.SIGINT)
         return real_forward(self, x)
 
-    monkeypatch.setattr(GCN, "forward", interrupt_fourth_step)
+    monkeypatch.setattr(GCN, "forward", ctrl_c_in_third_step)
     assert main(_train_argv(tiny_pets, pets_split, tmp_path, "cut")) == 130
     saved = load_checkpoint(tmp_path / "cut" / "last.pt")["progress"]
     assert (saved["epoch"], saved["step_in_epoch"]) == (1, 1)
@@ -151,9 +154,10 @@ def test_predict_odd_formats_and_draws_a_panel_with_ground_truth(
     labelled = tiny_pets / "images" / "Bengal_7.jpg"
     inputs = _odd_inputs(labelled, tmp_path / "in")
     out = tmp_path / "out"
-    argv = ["-q", "predict", str(tmp_path / "in"), str(labelled), "--checkpoint", str(pets_run)]
-    assert main([*argv, "--out", str(out), "--device", "cpu", "--flip"]) == 0
-    assert capsys.readouterr().out.startswith("6 images segmented")  # broken.jpg skipped
+    for given in (tmp_path / "in", labelled):
+        argv = ["-q", "predict", str(given), "--checkpoint", str(pets_run), "--out", str(out)]
+        assert main([*argv, "--device", "cpu", "--flip"]) == 0
+    assert capsys.readouterr().out.startswith("5 images segmented")  # broken.jpg skipped
     for path in [*inputs, labelled]:
         if path.name == "broken.jpg":
             assert not (out / "broken_mask.png").exists()
