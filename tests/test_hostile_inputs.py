@@ -3,7 +3,10 @@ a neighbour in evaluation, never a traceback, never a hang. Tiny generated files
 
 from __future__ import annotations
 
+import http.server
 import struct
+import threading
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +22,7 @@ from gcnseg.data.layouts import index_dataset
 from gcnseg.data.samples import Sample
 from gcnseg.data.transforms import eval_transform, train_transform
 from gcnseg.errors import GcnsegError
+from gcnseg.io.download import Speed, download_file
 
 SIZE = 32  # eval and crop side
 PAIRS = 4
@@ -222,3 +226,41 @@ def test_non_utf8_text_files_are_one_line(tmp_path: Path) -> None:
     (pets / "annotations" / "list.txt").write_bytes(b"beagle_0 1 2 1 \xff\n")
     with pytest.raises(GcnsegError, match=r"list\.txt: not a UTF-8 text file"):
         index_dataset(pets)
+
+
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """Promises 200 bytes and sends one every 20 ms: each read succeeds, the whole never ends."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "200")
+        self.end_headers()
+        try:
+            for _ in range(200):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.02)
+        except OSError:
+            pass  # the client gave up, as it should
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep pytest output clean."""
+
+
+def test_trickling_download_is_abandoned_and_resumable(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/images.tar.gz"
+    dest = tmp_path / "images.tar.gz"
+    try:
+        with pytest.raises(GcnsegError) as exc:
+            download_file(
+                url, dest, progress=False, speed=Speed(timeout_s=5, low_bytes=100, low_s=0.3)
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(exc.value)
+    assert message.startswith(f"download failed: {url}: only ") and "run again to resume" in message
+    assert not dest.exists()
+    assert 0 < (tmp_path / "images.tar.gz.part").stat().st_size < 100  # kept for the next try

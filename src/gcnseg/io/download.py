@@ -2,8 +2,11 @@
 
 Datasets and pretrained weights are large and fetched over flaky links, so a download resumes
 from its `.part` file, is checked against a known digest before it is trusted, and only then
-appears under its final name. Archives come from the internet, so extraction refuses any member
-that would land outside the target directory.
+appears under its final name. A link that stalls is abandoned, not waited on forever: like curl's
+--speed-limit/--speed-time, a download slower than LOW_SPEED_BYTES per LOW_SPEED_S stops (its
+`.part` is kept for the next try), as does a single read that waits longer than TIMEOUT_S.
+Archives come from the internet, so extraction refuses any member that would land outside the
+target directory.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import re
 import shutil
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -26,9 +31,21 @@ from tqdm import tqdm
 from gcnseg.errors import GcnsegError
 
 _CHUNK = 1 << 20
-_TIMEOUT_S = 60
+TIMEOUT_S = 60.0  # the longest wait for any single read
+LOW_SPEED_BYTES = 10 << 10  # give up when fewer than 10 KiB arrive ...
+LOW_SPEED_S = 60.0  # ... within this many seconds
 _HEX = re.compile(r"[0-9a-f]+")
 _MIN_SHA256_PREFIX = 8
+
+
+@dataclass(frozen=True)
+class Speed:
+    """When a download counts as stalled: a read waits more than `timeout_s`, or fewer than
+    `low_bytes` arrive within `low_s` seconds (a server trickling one byte every 50 s)."""
+
+    timeout_s: float = TIMEOUT_S
+    low_bytes: int = LOW_SPEED_BYTES
+    low_s: float = LOW_SPEED_S
 
 
 def download_file(
@@ -38,11 +55,13 @@ def download_file(
     sha256: str | None = None,
     md5: str | None = None,
     progress: bool = True,
+    speed: Speed | None = None,
 ) -> Path:
     """Fetch `url` to `dest`, resuming a previous `.part` and verifying the given digest(s).
 
     `sha256` may be a prefix of >= 8 hex digits (torchvision weight file names carry one).
-    With no digest given, an existing `dest` is trusted as is.
+    With no digest given, an existing `dest` is trusted as is. `speed` sets the stall limits
+    (default: `Speed()`, from the module constants).
     """
     dest = Path(dest)
     expected = _expected_digests(sha256, md5)
@@ -50,7 +69,7 @@ def download_file(
         return dest
     part = dest.with_suffix(dest.suffix + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _fetch(url, part, dest.name, progress)
+    _fetch(url, part, dest.name, progress, speed or Speed())
     if (bad := _mismatch(part, expected)) is not None:
         part.unlink()
         algo, want, got = bad
@@ -91,22 +110,24 @@ def _mismatch(path: Path, expected: dict[str, str]) -> tuple[str, str, str] | No
     return None
 
 
-def _fetch(url: str, part: Path, desc: str, progress: bool) -> None:
+def _fetch(url: str, part: Path, desc: str, progress: bool, speed: Speed) -> None:
     """Append the rest of `url` to `part`; network errors keep `part` so a rerun resumes."""
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "gcnseg"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=speed.timeout_s) as response:
             if offset and getattr(response, "status", None) != 206:
                 offset = 0  # the server ignored Range and sends the whole file: start over
             total = _total_size(response, offset)
-            written = _stream(response, part, offset, total, desc, progress)
+            written = _stream(response, part, offset, total, desc, progress, speed)
+    except Stalled as e:
+        raise GcnsegError(f"download failed: {url}: {e} (run again to resume)") from None
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:  # `part` is not a prefix of the file (any more): restart
             part.unlink()
-            return _fetch(url, part, desc, progress)
+            return _fetch(url, part, desc, progress, speed)
         raise GcnsegError(f"download failed: {url}: HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
         raise GcnsegError(f"download failed: {url}: {e.reason}") from None
@@ -125,6 +146,10 @@ def _total_size(response: http.client.HTTPResponse, offset: int) -> int | None:
     return offset + int(length) if length and length.isdigit() else None
 
 
+class Stalled(Exception):
+    """The server sends too slowly; `_fetch` turns it into a GcnsegError naming the URL."""
+
+
 def _stream(
     response: http.client.HTTPResponse,
     part: Path,
@@ -132,9 +157,15 @@ def _stream(
     total: int | None,
     desc: str,
     progress: bool,
+    speed: Speed,
 ) -> int:
-    """Write the body after the first `offset` bytes of `part`; return the size of `part`."""
+    """Write the body after the first `offset` bytes of `part`; return the size of `part`.
+
+    `read1` returns whatever has arrived (a plain `read` would wait for a whole chunk), so the
+    rate is checked after every packet and a trickle is caught.
+    """
     written = offset
+    window_start, window_bytes = time.monotonic(), 0
     with (
         part.open("ab" if offset else "wb") as f,
         tqdm(
@@ -147,10 +178,19 @@ def _stream(
             disable=not progress,
         ) as bar,
     ):
-        while chunk := response.read(_CHUNK):
+        while chunk := response.read1(_CHUNK):
             f.write(chunk)
             written += len(chunk)
             bar.update(len(chunk))
+            window_bytes += len(chunk)
+            elapsed = time.monotonic() - window_start
+            if elapsed >= speed.low_s:
+                if window_bytes < speed.low_bytes:
+                    raise Stalled(
+                        f"only {window_bytes} bytes in {elapsed:.0f} s, "
+                        f"below {speed.low_bytes} per {speed.low_s:g} s"
+                    )
+                window_start, window_bytes = time.monotonic(), 0
     return written
 
 
