@@ -13,13 +13,14 @@ from gcnseg.cli import main
         (["data", "check", "/nonexistent/pets"], "/nonexistent/pets"),
         (["train", "--set", "optim.lrr=1"], "optim.lrr"),
         (["train", "--config", "/nope.yaml"], "/nope.yaml"),
-        (["test", "--checkpoint", "/nope.pt", "--data", "/tmp"], "/nope.pt"),
+        (["test", "--checkpoint", "/nope.pt", "--data", "{tiny_pets}"], "/nope.pt"),
         (["predict", "/nope/*.jpg"], "/nope/*.jpg"),
         (["train", "--model", "gcn_nope"], "gcn_nope"),
     ],
 )
-def test_user_errors_are_one_line(argv: list[str], needle: str, capsys) -> None:
-    assert main(argv) == 2
+def test_user_errors_are_one_line(argv: list[str], needle: str, tiny_pets, capsys) -> None:
+    """Each argv has exactly one mistake (valid data where data is needed), named in one line."""
+    assert main([arg.format(tiny_pets=tiny_pets) for arg in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("gcnseg: error:") and needle in err
     assert "\n" not in err and "Traceback" not in err
