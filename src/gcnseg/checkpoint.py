@@ -96,6 +96,12 @@ def check_payload(payload: Any, path: str | Path) -> None:
         or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
     ):
         raise GcnsegError(f"{path}: not a gcnseg checkpoint (model is not a dict of tensors)")
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise GcnsegError(
+                f"{path}: weights are not finite ({key} holds NaN or inf): the run that saved "
+                "them diverged; use an earlier checkpoint"
+            )
     try:
         config_from_dict(payload["config"])
         ClassSet.from_dict(payload["classes"])
@@ -132,17 +138,11 @@ def _first_line(exc: BaseException) -> str:
 
 def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, Config, ClassSet]:
     """Rebuild the model of a checkpoint (fp32 weights, eval mode) with its config and classes."""
-    from gcnseg.models import create_model
+    from gcnseg.models.registry import build_model
 
     config = config_from_dict(payload["config"])
     classes = ClassSet.from_dict(payload["classes"])
-    model = create_model(
-        config.model.name,
-        num_classes=len(classes.names),
-        backbone_weights="random",
-        kernel_size=config.model.kernel_size,
-        decoder_width=config.model.decoder_width,
-    )
+    model = build_model(config, len(classes.names), backbone_weights="random")
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
     model.load_state_dict(state)
     return model.eval(), config, classes

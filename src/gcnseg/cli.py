@@ -44,7 +44,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a model (YAML config + overrides)")
     train.add_argument(
-        "--config", default="pets_gcn_lite0", help="shipped config name or YAML path"
+        "--config", help="shipped config name or YAML path (default: pets_gcn_lite0)"
     )
     train.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE"
@@ -60,6 +60,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--backbone-weights", help="imagenet | random | PATH | URL")
     train.add_argument(
         "--resume", type=Path, metavar="RUN_DIR", help="continue a run where it stopped"
+    )
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in the run folder"
     )
     train.add_argument(
         "--nproc", type=int, default=1, help="processes on this machine (launches torchrun)"
@@ -236,9 +239,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gcnseg.training.loop import train
 
     if args.resume:  # the run's own config, changed only by explicit --set / flags
-        run_dir = train(None, resume=args.resume, resume_overrides=train_overrides(args))
+        if args.config is not None:
+            raise GcnsegError(
+                "--config cannot be combined with --resume: a resumed run keeps its saved "
+                "config; change single settings with --set"
+            )
+        run_dir = train(
+            None,
+            resume=args.resume,
+            resume_overrides=train_overrides(args),
+            overwrite=args.overwrite,
+        )
     else:
-        run_dir = train(load_config(args.config, train_overrides(args)))
+        config = load_config(args.config or "pets_gcn_lite0", train_overrides(args))
+        run_dir = train(config, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the job
         print(f"run folder: {run_dir}")
     return 0

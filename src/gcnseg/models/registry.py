@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
-import types
 from dataclasses import dataclass
 
 from torch import nn
 
+from gcnseg.config import Config
 from gcnseg.errors import GcnsegError
 from gcnseg.models.backbones import get_backbone_spec, list_backbones
+from gcnseg.models.frozen_bn import freeze_batchnorm
 from gcnseg.models.gcn import GCN
 
 DEFAULT_KERNEL_SIZE = 15  # the paper's best at 512² input (the seed project used input/32 - 1)
@@ -71,6 +72,23 @@ def create_model(
     return model
 
 
+def build_model(cfg: Config, num_classes: int, backbone_weights: str | None = None) -> nn.Module:
+    """The model a run's config describes: the one builder for training and checkpoint loading.
+
+    `backbone_weights` overrides `cfg.model.backbone_weights` ("random" when a checkpoint's weights
+    will be loaded over it anyway).
+    """
+    return create_model(
+        cfg.model.name,
+        num_classes=num_classes,
+        backbone_weights=backbone_weights or cfg.model.backbone_weights,
+        kernel_size=cfg.model.kernel_size,
+        decoder_width=cfg.model.decoder_width,
+        freeze_bn=cfg.model.freeze_bn,
+        freeze_stem=cfg.model.freeze_stem,
+    )
+
+
 def build_backbone(name: str, weights: str) -> nn.Module:
     from gcnseg.models.weights import load_backbone_weights
 
@@ -88,12 +106,3 @@ def build_backbone(name: str, weights: str) -> nn.Module:
         weights = source
     load_backbone_weights(backbone, weights)
     return backbone
-
-
-def freeze_batchnorm(module: nn.Module) -> None:
-    """Keep BN statistics and affine parameters fixed (useful with tiny batches)."""
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.requires_grad_(False)
-            m.eval()
-            m.train = types.MethodType(lambda self, mode=True: self, m)  # stays in eval mode

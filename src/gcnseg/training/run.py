@@ -1,0 +1,344 @@
+"""A training run: the cheap checks, then everything `train_one_epoch` and `end_epoch` work on.
+
+`check_settings` runs right after the config is read and refuses what would only fail later (an
+unknown model, fp16 or SyncBatchNorm on the CPU); `setup_run` then builds the `Run` once: data,
+model, optimizer, schedule, scaler, loaders and the run folder. Nothing is written to the run
+folder until a resumed state has loaded, so a failed `--resume` leaves the run as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from gcnseg.classes import ClassSet
+from gcnseg.config import Config
+from gcnseg.data.dataset import SegmentationDataset, default_workers, make_loader
+from gcnseg.data.layouts import index_dataset
+from gcnseg.data.samples import DatasetIndex
+from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
+from gcnseg.data.transforms import eval_transform, train_transform
+from gcnseg.errors import GcnsegError
+from gcnseg.io.atomic import write_text
+from gcnseg.models.backbones import get_backbone_spec
+from gcnseg.models.registry import build_model, model_entry
+from gcnseg.runtime import resolve_device
+from gcnseg.training.checkpoints import (
+    clear_run_dir,
+    remove_temp_files,
+    save_run_checkpoint,
+    truncate_jsonl,
+)
+from gcnseg.training.distributed import DistInfo, ShardSampler
+from gcnseg.training.interrupts import Interrupts
+from gcnseg.training.losses import SegmentationLoss
+from gcnseg.training.schedule import LRSchedule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint, so a resume continues from exactly here."""
+
+    epoch: int = 0  # the epoch being trained (0-based)
+    step_in_epoch: int = 0  # optimizer steps already done in `epoch`
+    global_step: int = 0
+    best_score: float = -math.inf
+    elapsed_s: float = 0.0
+    # Running sums of the epoch in progress (the same on every rank: they are summed across ranks
+    # each step), so a resumed epoch's train metrics cover all its steps, not only the last ones.
+    epoch_loss_sum: float = 0.0
+    epoch_confusion: list[int] | None = None  # flattened C×C counts of the training crops
+    epoch_train_s: float = 0.0
+    # The divergence guard's state (see gcnseg.training.loop.check_loss).
+    loss_ema: float | None = None
+    loss_ema_min: float | None = None
+
+
+@dataclass
+class Run:
+    """Everything one training run works on, built once by `setup_run`."""
+
+    cfg: Config
+    run_dir: Path
+    device: torch.device
+    info: DistInfo
+    classes: ClassSet
+    model: nn.Module  # what the loop calls: DDP-wrapped and/or compiled
+    model_without_ddp: nn.Module  # what is saved and evaluated
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    scaler: torch.amp.GradScaler
+    loss_fn: SegmentationLoss
+    train_set: SegmentationDataset
+    sampler: DistributedSampler
+    val_loader: Any
+    steps_per_epoch: int
+    workers: int
+    progress: Progress
+    last_metrics: dict
+    started: float  # time.monotonic() minus the time trained before a resume
+    bar: bool = True
+    tensorboard: Any = None
+    interrupts: Interrupts = field(default_factory=Interrupts)
+    step_records: list[dict] = field(default_factory=list)  # steps.jsonl lines not yet written
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes.names)
+
+    def save(self, name: str, metrics: dict) -> None:
+        """Rank 0 writes `name` into the run folder (atomically)."""
+        if self.info.is_main:
+            save_run_checkpoint(self.run_dir / name, checkpoint_payload(self, metrics))
+
+
+def checkpoint_payload(run: Run, metrics: dict) -> dict:
+    return {
+        "model": run.model_without_ddp.state_dict(),
+        "config": run.cfg.to_dict(),
+        "classes": run.classes.to_dict(),
+        "progress": vars(run.progress).copy(),
+        "metrics": metrics,
+        "optimizer": run.optimizer.state_dict(),
+        "schedule": run.schedule.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def make_run_dir(cfg: Config) -> Path:
+    name = cfg.train.name or f"{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(cfg.train.output) / name
+
+
+def check_settings(cfg: Config, *, resuming: bool) -> torch.device:
+    """Refusals that need no data and no model, so they come before anything heavy is built."""
+    entry = model_entry(cfg.model.name)
+    device = resolve_device(cfg.train.device)
+    if cfg.train.amp == "fp16" and device.type != "cuda":
+        raise GcnsegError("--amp fp16 needs a CUDA GPU; use --amp bf16 on the CPU")
+    weights = cfg.model.backbone_weights
+    if (
+        not resuming
+        and weights == "imagenet"
+        and get_backbone_spec(entry.backbone).offline_weights() is None
+    ):
+        raise GcnsegError(
+            f"no offline ImageNet weights for {entry.backbone}: pass a file or URL "
+            "(--backbone-weights PATH_OR_URL) or 'random'"
+        )
+    return device
+
+
+def check_distributed_settings(cfg: Config, device: torch.device, info: DistInfo) -> None:
+    if cfg.train.sync_bn and info.enabled and device.type != "cuda":
+        # DDP refuses SyncBatchNorm on CPU modules (a ValueError deep inside)
+        raise GcnsegError(
+            "train.sync_bn needs CUDA GPUs (PyTorch's SyncBatchNorm does not run on the CPU); "
+            "on the CPU, BatchNorm statistics stay per process"
+        )
+
+
+def load_data(cfg: Config) -> tuple[DatasetIndex, dict]:
+    index = index_dataset(cfg.data.root)
+    if cfg.data.manifest:
+        manifest = load_manifest(cfg.data.manifest)
+    else:
+        manifest = make_split(
+            index,
+            test_fraction=cfg.data.test_fraction,
+            val_fraction=cfg.data.val_fraction,
+            seed=cfg.data.split_seed,
+            max_side=cfg.data.max_side,
+        )
+    return index, manifest
+
+
+def param_groups(model: nn.Module, cfg: Config) -> list[dict]:
+    """Backbone at lr, decoder at lr × decoder_lr_mult; no weight decay on biases and norms."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            key = (name.startswith("backbone."), param.ndim <= 1)
+            groups.setdefault(key, []).append(param)
+    return [
+        {
+            "params": params,
+            "lr": cfg.optim.lr * (1.0 if is_backbone else cfg.optim.decoder_lr_mult),
+            "weight_decay": 0.0 if no_decay else cfg.optim.weight_decay,
+        }
+        for (is_backbone, no_decay), params in sorted(groups.items())
+    ]
+
+
+def build_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg)
+    if cfg.optim.name == "adamw":
+        return torch.optim.AdamW(groups)
+    return torch.optim.SGD(groups, momentum=cfg.optim.momentum)
+
+
+def _restore(
+    state: dict, run_dir: Path, classes: ClassSet, model, optimizer, schedule
+) -> tuple[Progress, dict]:
+    """Load a resumed state; a mismatch (other model, other data) is one line, not a traceback."""
+    where = run_dir / "last.pt"
+    saved = ClassSet.from_dict(state["classes"])
+    if saved.names != classes.names:
+        raise GcnsegError(
+            f"{where}: trained on classes {list(saved.names)}, but the data has "
+            f"{list(classes.names)}; resume with the run's own data, or start a new run"
+        )
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        progress = Progress(**state["progress"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise GcnsegError(
+            f"{where}: does not fit this model and optimizer ({str(exc).splitlines()[0]}); "
+            "was a model, optimizer or schedule setting changed with --set?"
+        ) from None
+    torch.set_rng_state(state["torch_rng"])
+    return progress, state["metrics"]
+
+
+def _prepare_folder(
+    run_dir: Path, cfg: Config, manifest: dict, progress: Progress, overwrite: bool
+) -> None:
+    """Rank 0: the run folder with its config and split, cleaned of temp files and torn lines."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(run_dir)
+        if overwrite:
+            clear_run_dir(run_dir)
+        write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        save_manifest(run_dir / "manifest.json", manifest)
+        truncate_jsonl(run_dir / "metrics.jsonl", "epoch", progress.epoch)
+        # step records are numbered from 1: the first `global_step` of them are done
+        truncate_jsonl(run_dir / "steps.jsonl", "step", progress.global_step + 1)
+    except OSError as exc:
+        raise GcnsegError(
+            f"{run_dir}: cannot write the run folder ({exc.strerror or exc})"
+        ) from None
+
+
+def setup_run(
+    cfg: Config,
+    run_dir: Path,
+    state: dict | None,
+    device: torch.device,
+    info: DistInfo,
+    *,
+    overwrite: bool = False,
+    bar: bool = True,
+) -> Run:
+    index, manifest = load_data(cfg)
+    classes = index.classes
+    num_classes = len(classes.names)
+
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg, num_classes, backbone_weights="random" if state else None)
+    if cfg.train.sync_bn and info.enabled:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    if cfg.train.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg)
+
+    train_set = SegmentationDataset(
+        select(index, manifest["splits"]["train"]),
+        train_transform(
+            cfg.data.crop_size, (cfg.data.scale_min, cfg.data.scale_max), cfg.data.color_jitter
+        ),
+        seed=cfg.train.seed,
+    )
+    val_set = SegmentationDataset(
+        select(index, manifest["splits"]["val"]),
+        eval_transform(cfg.data.eval_size),
+        keep_original=True,
+    )
+    sampler = DistributedSampler(
+        train_set,
+        num_replicas=info.world_size,
+        rank=info.rank,
+        shuffle=True,
+        seed=cfg.train.seed,
+        drop_last=True,
+    )
+    steps_per_epoch = len(sampler) // cfg.data.batch_size
+    if cfg.train.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
+    if steps_per_epoch == 0:
+        raise GcnsegError(
+            f"training split has {len(train_set)} images: "
+            f"fewer than one batch of {cfg.data.batch_size} per process"
+        )
+    schedule = LRSchedule(optimizer, cfg.schedule, steps_per_epoch, cfg.train.epochs)
+    progress, last_metrics = Progress(), {}
+    if state:
+        progress, last_metrics = _restore(state, run_dir, classes, model, optimizer, schedule)
+    if info.is_main:
+        _prepare_folder(run_dir, cfg, manifest, progress, overwrite)
+
+    model_without_ddp = model
+    if info.enabled:
+        # static_graph: every step uses the same parameters, so DDP can skip its per-step search.
+        model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True
+        )
+    workers = default_workers() if cfg.data.workers is None else cfg.data.workers
+    val_loader = make_loader(
+        val_set,
+        batch_size=cfg.data.eval_batch_size,
+        shuffle=False,
+        workers=workers,
+        sampler=ShardSampler(len(val_set), info),
+        pin_memory=device.type == "cuda",
+    )
+    return Run(
+        cfg=cfg,
+        run_dir=run_dir,
+        device=device,
+        info=info,
+        classes=classes,
+        model=torch.compile(model) if cfg.train.compile else model,
+        model_without_ddp=model_without_ddp,
+        optimizer=optimizer,
+        schedule=schedule,
+        scaler=torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16"),
+        loss_fn=SegmentationLoss(cfg.train.dice_weight),
+        train_set=train_set,
+        sampler=sampler,
+        val_loader=val_loader,
+        steps_per_epoch=steps_per_epoch,
+        workers=workers,
+        progress=progress,
+        last_metrics=last_metrics,
+        started=time.monotonic() - progress.elapsed_s,
+        bar=bar and info.is_main,
+        tensorboard=_tensorboard(run_dir) if cfg.train.tensorboard and info.is_main else None,
+    )
+
+
+def _tensorboard(run_dir: Path):
+    """A SummaryWriter into the run folder, or None (with a warning) without `tensorboard`."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning(
+            "train.tensorboard is set but tensorboard is not installed: pip install tensorboard"
+        )
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
