@@ -68,7 +68,9 @@ def evaluate(
         logits = segmenter.logits(batch["image"])
         metrics = metrics or SegmentationMetrics(logits.shape[1], logits.device)
         labels = batch["label"].to(logits.device).long()
-        loss_sum += float(F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum"))
+        loss_sum += float(
+            F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
+        )
         loss_pixels += float((labels != IGNORE_INDEX).sum())
         restored = segmenter.restore(logits, batch["letterbox"])
         for row, index in enumerate(batch["index"].tolist()):
@@ -86,4 +88,3 @@ def evaluate(
         torch.distributed.all_reduce(totals)
     loss_sum, loss_pixels = totals.tolist()
     return Evaluation(metrics.compute(), loss_sum / max(loss_pixels, 1.0), results, skipped)
-

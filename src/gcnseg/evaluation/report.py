@@ -69,7 +69,11 @@ class TestReport:
         m = self.metrics
         names = self.classes.names
         width = max(len(n) for n in names) + 2
-        counted = f"{self.scored} images" if not self.skipped else f"{self.scored} of {self.listed} images"
+        counted = (
+            f"{self.scored} images"
+            if not self.skipped
+            else f"{self.scored} of {self.listed} images"
+        )
         lines = [
             f"{counted} of {self.data} ({self.split}), {self.checkpoint}, engine {self.engine}",
             f"pixel accuracy        {m['pixel_accuracy']:.4f}",

@@ -93,7 +93,9 @@ def export_checkpoint(
     from gcnseg.inference.quantize import quantize_int8
 
     with tempfile.TemporaryDirectory() as workdir:
-        fp32 = export_onnx(model, Path(workdir) / "fp32.onnx", eval_size=config.data.eval_size, **kwargs)
+        fp32 = export_onnx(
+            model, Path(workdir) / "fp32.onnx", eval_size=config.data.eval_size, **kwargs
+        )
         return quantize_int8(fp32, out, int8_calibration, size=config.data.eval_size)
 
 

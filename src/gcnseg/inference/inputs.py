@@ -73,20 +73,25 @@ def _identity(path: Path) -> Path:
 def output_stems(paths: list[Path]) -> list[str]:
     """One unique output name per input (no extension; callers add `_mask.png` and so on).
 
-    Names are the inputs' paths below their common folder without the suffix, so `sub1/x.jpg`
-    and `sub2/x.jpg` give `sub1/x` and `sub2/x`; inputs all in one folder keep their bare stems.
-    Inputs that would still collide (`x.jpg` and `x.png`) get the extension appended: `x.jpg`
-    and `x.png` become `x_jpg` and `x_png`, then a counter as the last resort.
+    An input whose stem no other input shares keeps its bare stem (`x.jpg` gives `x`). Stems
+    that clash mirror the inputs' paths below their common folder, so `sub1/x.jpg` and
+    `sub2/x.jpg` give `sub1/x` and `sub2/x`; names that still collide (`x.jpg` and `x.png`) get
+    the extension appended (`x_jpg`, `x_png`), then a counter as the last resort.
     """
     if not paths:
         return []
     absolute = [_identity(p) for p in paths]
-    common = Path(os.path.commonpath([p.parent for p in absolute]))
-    stems = [p.relative_to(common).with_suffix("").as_posix() for p in absolute]
+    bare = [p.stem.lower() for p in absolute]
+    clashing = [p for p, stem in zip(absolute, bare, strict=True) if bare.count(stem) > 1]
+    common = Path(os.path.commonpath([p.parent for p in clashing])) if clashing else None
+    stems = [
+        p.relative_to(common).with_suffix("").as_posix() if p in clashing else p.stem
+        for p in absolute
+    ]
     lowered = [s.lower() for s in stems]
-    clashing = {s for s in stems if lowered.count(s.lower()) > 1}
+    repeated = {s for s in stems if lowered.count(s.lower()) > 1}
     names = [
-        f"{s}_{p.suffix.lstrip('.').lower()}" if s in clashing and p.suffix else s
+        f"{s}_{p.suffix.lstrip('.').lower()}" if s in repeated and p.suffix else s
         for s, p in zip(stems, absolute, strict=True)
     ]
     taken: set[str] = set()  # lowercased: x.jpg and X.jpg clash on case-insensitive disks

@@ -1,84 +1,68 @@
-"""`gcnseg predict`: masks, overlays and panels at each input's original resolution."""
+"""`gcnseg predict`: masks, overlays and panels at each input's original resolution.
+
+Images stream through a DataLoader (decoded and letterboxed in workers, batched) into the one
+Segmenter; an unreadable file is reported and skipped, the others go on.
+"""
 
 from __future__ import annotations
 
-import glob
 import logging
-import tempfile
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
 from gcnseg.classes import ClassSet
-from gcnseg.data.images import IMAGE_EXTENSIONS, read_image, read_mask
+from gcnseg.data.dataset import default_workers
+from gcnseg.data.images import read_image, read_mask
 from gcnseg.data.oxford_pets import truth_sample
-from gcnseg.data.transforms import letterbox, to_chw_tensor, unletterbox
+from gcnseg.data.transforms import letterbox, to_chw_tensor
 from gcnseg.errors import GcnsegError
-from gcnseg.runtime import predict_logits, prepare_images, resolve_device
+from gcnseg.inference.inputs import expand_inputs, output_stems
+from gcnseg.inference.segmenter import load
 from gcnseg.viz.draw import overlay, panel, save_image, save_mask_png
 
 log = logging.getLogger(__name__)
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns, in order, without duplicates."""
-    found: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        elif path.is_file():
-            found.append(path)
-        else:
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
-            if not matches:
-                raise GcnsegError(f"{item}: no such file, folder or matching pattern")
-            found += [p for p in matches if p.is_file()]
-    unique = list(dict.fromkeys(found))
-    if not unique:
-        raise GcnsegError("no input images found")
-    return unique
+class ImageFiles(Dataset):
+    """Unlabelled images, letterboxed for the model; an unreadable one becomes an error item."""
+
+    def __init__(self, paths: list[Path], size: int) -> None:
+        self.paths = paths
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        try:
+            image = read_image(self.paths[index])
+        except GcnsegError as exc:
+            return {"index": index, "error": str(exc)}
+        boxed, box = letterbox(image, self.size)
+        return {"index": index, "image": to_chw_tensor(boxed), "letterbox": box, "original": image}
 
 
-def find_truth(image_path: Path, masks_dir: Path | None) -> np.ndarray | None:
-    """A ground-truth mask for the panel: from --masks, or the Oxford trimap beside the image."""
-    if masks_dir is not None:
-        mask = masks_dir / f"{image_path.stem}.png"
-        return read_mask(mask) if mask.is_file() else None
-    sample = truth_sample(image_path)
-    return None if sample is None else sample.load_label()
+def collate_images(items: list[dict]) -> dict:
+    good = [it for it in items if "error" not in it]
+    return {
+        "image": torch.stack([it["image"] for it in good]) if good else None,
+        "index": [it["index"] for it in good],
+        "letterbox": [it["letterbox"] for it in good],
+        "original": [it["original"] for it in good],
+        "errors": [(it["index"], it["error"]) for it in items if "error" in it],
+    }
 
 
-def segment(
-    model: Callable[[Tensor], Tensor],
-    image: np.ndarray,
-    size: int,
-    *,
-    device: torch.device,
-    amp: str,
-    flip: bool,
-) -> np.ndarray:
-    """HxW uint8 class indices for one HxWx3 image, predicted at `size` and mapped back."""
-    letterboxed, box = letterbox(image, size)
-    batch = prepare_images(to_chw_tensor(letterboxed)[None], device, channels_last=True)
-    logits = predict_logits(model, batch, device=device, amp=amp, flip=flip)[0]
-    return unletterbox(logits, box).argmax(0).to(torch.uint8).cpu().numpy()
-
-
-def _onnx_model(
-    checkpoint: str, onnx_path: Path | None, workdir: Path
-) -> Callable[[Tensor], Tensor]:
-    from gcnseg.inference.export import export_checkpoint
-    from gcnseg.inference.onnx_runtime import OnnxSegmenter
-
-    if onnx_path is None:
-        onnx_path = export_checkpoint(checkpoint, workdir / "model.onnx")
-    return OnnxSegmenter(onnx_path)
+@dataclass
+class PredictSummary:
+    written: int
+    engine: str
+    skipped: list[str] = field(default_factory=list)  # one line per input left out
 
 
 def predict_files(
@@ -86,38 +70,55 @@ def predict_files(
     *,
     checkpoint: str = "pets-default",
     out_dir: Path = Path("predictions"),
-    engine: str = "torch",
-    onnx_path: Path | None = None,
+    engine: str = "auto",
     size: int | None = None,
     flip: bool = False,
     alpha: float = 0.5,
     masks_dir: Path | None = None,
     device: str = "auto",
-    amp: str = "none",
-) -> int:
-    """Segment every input; an unreadable file is reported and skipped. Returns images written."""
+    batch_size: int = 4,
+    workers: int | None = None,
+) -> PredictSummary:
+    """Segment every input and write its mask, overlay and (with ground truth) panel."""
     paths = expand_inputs(inputs)
-    model, cfg, classes = model_from_checkpoint(load_checkpoint(checkpoint))
-    size = size or cfg.data.eval_size
-    dev = resolve_device(device) if engine == "torch" else torch.device("cpu")
-    written = 0
-    with tempfile.TemporaryDirectory() as workdir:
-        run: Callable[[Tensor], Tensor] = (
-            model.to(dev, memory_format=torch.channels_last)
-            if engine == "torch"
-            else _onnx_model(checkpoint, onnx_path, Path(workdir))
-        )
-        for path in tqdm(paths, desc="predict", disable=len(paths) < 2):
-            try:
-                image = read_image(path)
-                truth = find_truth(path, masks_dir)
-            except GcnsegError as exc:
-                log.warning("skipping %s", exc)
-                continue
-            mask = segment(run, image, size, device=dev, amp=amp, flip=flip)
-            _write_outputs(out_dir / path.stem, image, mask, truth, classes, alpha)
-            written += 1
-    return written
+    stems = output_stems(paths)
+    segmenter = load(checkpoint, engine=engine, device=device, flip=flip, size=size)
+    loader = DataLoader(
+        ImageFiles(paths, segmenter.eval_size),
+        batch_size=batch_size,
+        num_workers=default_workers() if workers is None else workers,
+        collate_fn=collate_images,
+    )
+    summary = PredictSummary(0, segmenter.engine_name)
+    with tqdm(total=len(paths), desc="predict", disable=len(paths) < 2) as bar:
+        for batch in loader:
+            for _, message in batch["errors"]:
+                log.warning("skipping %s", message)
+                summary.skipped.append(message)
+            if batch["image"] is not None:
+                logits = segmenter.restore(segmenter.logits(batch["image"]), batch["letterbox"])
+                for i, image, scores in zip(batch["index"], batch["original"], logits, strict=True):
+                    mask = scores.argmax(0).to(torch.uint8).cpu().numpy()
+                    truth = find_truth(paths[i], masks_dir)
+                    _write_outputs(out_dir / stems[i], image, mask, truth, segmenter.classes, alpha)
+                    summary.written += 1
+            bar.update(len(batch["index"]) + len(batch["errors"]))
+    if summary.written == 0:
+        raise GcnsegError(f"none of the {len(paths)} inputs could be segmented")
+    return summary
+
+
+def find_truth(image_path: Path, masks_dir: Path | None) -> np.ndarray | None:
+    """A ground-truth mask for the panel: from --masks, or the Oxford trimap beside the image."""
+    try:
+        if masks_dir is not None:
+            mask = masks_dir / f"{image_path.stem}.png"
+            return read_mask(mask) if mask.is_file() else None
+        sample = truth_sample(image_path)
+        return None if sample is None else sample.load_label()
+    except GcnsegError as exc:
+        log.warning("no panel for %s: %s", image_path, exc)
+        return None
 
 
 def _write_outputs(

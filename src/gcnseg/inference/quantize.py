@@ -89,7 +89,9 @@ def calibration_images(data: Path, manifest: Path | None, count: int) -> list[Pa
     from gcnseg.data.splits import load_manifest, select
 
     index = index_dataset(data)
-    samples = select(index, load_manifest(manifest)["splits"]["train"]) if manifest else index.samples
+    samples = (
+        select(index, load_manifest(manifest)["splits"]["train"]) if manifest else index.samples
+    )
     if not samples:
         raise GcnsegError(f"{data}: no images to calibrate int8 on")
     step = max(1, len(samples) // count)

@@ -90,7 +90,10 @@ class Segmenter:
         images = [to_image(x) for x in (inputs if _is_many(inputs) else [inputs])]
         images = [image for item in images for image in item]  # NCHW tensors expand
         for start in range(0, len(images), self.batch_size):
-            chunk = [letterbox(image, self.eval_size) for image in images[start : start + self.batch_size]]
+            chunk = [
+                letterbox(image, self.eval_size)
+                for image in images[start : start + self.batch_size]
+            ]
             batch = torch.stack([to_chw_tensor(boxed) for boxed, _ in chunk])
             yield from self.restore(self.logits(batch), [box for _, box in chunk])
 
@@ -116,10 +119,14 @@ class Segmenter:
         from gcnseg.io.atomic import atomic_path, write_json
 
         if self.model is None:
-            raise GcnsegError("this Segmenter runs an ONNX file: there are no torch weights to save")
+            raise GcnsegError(
+                "this Segmenter runs an ONNX file: there are no torch weights to save"
+            )
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().float().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        state = {
+            k: v.detach().float().cpu().contiguous() for k, v in self.model.state_dict().items()
+        }
         with atomic_path(folder / PRETRAINED_WEIGHTS) as tmp:
             save_file(state, str(tmp), metadata={"format": "pt"})
         write_json(folder / PRETRAINED_CONFIG, self._pretrained_config())
@@ -253,7 +260,9 @@ def from_module(
     )
 
 
-def _load_onnx(path: Path, *, engine: str, flip: bool, size: int | None, batch_size: int) -> Segmenter:
+def _load_onnx(
+    path: Path, *, engine: str, flip: bool, size: int | None, batch_size: int
+) -> Segmenter:
     from gcnseg.inference.export import META_CLASSES, META_EVAL_SIZE, META_MODEL, META_QUANTIZED
 
     if engine not in ("auto", "onnx", "onnx-int8"):
@@ -280,6 +289,7 @@ def _load_onnx(path: Path, *, engine: str, flip: bool, size: int | None, batch_s
 
 
 def _read_pretrained(folder: Path) -> tuple[nn.Module, dict, ClassSet, dict]:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from gcnseg.config import config_from_dict
@@ -293,7 +303,7 @@ def _read_pretrained(folder: Path) -> tuple[nn.Module, dict, ClassSet, dict]:
         raise GcnsegError(f"{folder / PRETRAINED_CONFIG}: not a gcnseg config ({exc})") from None
     try:
         state = load_file(str(folder / PRETRAINED_WEIGHTS))
-    except (OSError, RuntimeError, ValueError) as exc:  # safetensors raises SafetensorError too
+    except (OSError, SafetensorError) as exc:
         raise GcnsegError(f"{folder / PRETRAINED_WEIGHTS}: unreadable weights ({exc})") from None
     model = build_model(cfg, len(classes.names), backbone_weights="random")
     try:

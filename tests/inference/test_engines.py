@@ -1,0 +1,90 @@
+"""Engines: how `auto` chooses, and that every engine gives the torch fp32 masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gcnseg.errors import GcnsegError
+from gcnseg.inference import engines
+from gcnseg.inference.segmenter import load
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("onnx", "bf16", "expected"),
+    [(True, True, "onnx"), (True, False, "onnx"), (False, True, "torch-bf16"), (False, False, "torch-fp32")],
+)  # fmt: skip
+def test_auto_follows_what_is_installed_and_the_cpu(monkeypatch, onnx, bf16, expected) -> None:
+    monkeypatch.setattr(engines, "onnx_available", lambda: onnx)
+    monkeypatch.setattr(engines, "cpu_features", lambda: {"native_bf16": bf16})
+    name, reason = engines.choose("auto", CPU)
+    assert name == expected and reason
+
+
+def test_torch_uses_bf16_only_where_the_cpu_has_it(monkeypatch) -> None:
+    for native, expected in ((True, "torch-bf16"), (False, "torch-fp32")):
+        monkeypatch.setattr(engines, "cpu_features", lambda native=native: {"native_bf16": native})
+        assert engines.choose("torch", CPU)[0] == expected
+    assert engines.choose("auto", torch.device("cuda"))[0] == "torch-fp32"
+
+
+def test_unknown_engine_is_one_line() -> None:
+    with pytest.raises(GcnsegError, match="unknown engine 'tensorrt'"):
+        engines.choose("tensorrt", CPU)
+
+
+def test_int8_without_a_quantised_model_says_how_to_make_one() -> None:
+    with pytest.raises(GcnsegError, match="export --int8"):
+        load("pets-default", engine="onnx-int8")
+
+
+@pytest.mark.parametrize("engine", ["torch-bf16", "onnx"])
+def test_engines_agree_with_torch_fp32(engine: str, tiny_pets: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    photos = sorted((tiny_pets / "images").glob("*.jpg"))[:4]
+    reference = load("pets-default", engine="torch-fp32", device="cpu").predict(photos)
+    other = load("pets-default", engine=engine, device="cpu")
+    assert other.engine_name == engine
+    for want, got in zip(reference, other.predict(photos), strict=True):
+        assert (want == got).mean() >= 0.99
+
+
+@pytest.mark.slow
+def test_int8_export_round_trip(tiny_pets: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    from gcnseg.cli import main
+
+    out = tmp_path / "pets.int8.onnx"
+    argv = ["-q", "export", "--checkpoint", "pets-default", "--out", str(out)]
+    assert main([*argv, "--int8", str(tiny_pets), "--calibration-images", "4"]) == 0
+    segmenter = load(out)
+    assert segmenter.engine_name == "onnx-int8" and segmenter.classes.names[1] == "cat"
+    photos = sorted((tiny_pets / "images").glob("*.jpg"))[:3]
+    reference = load("pets-default", engine="torch-fp32", device="cpu").predict(photos)
+    for want, got in zip(reference, segmenter.predict(photos), strict=True):
+        assert got.shape == want.shape and (want == got).mean() >= 0.9
+
+
+def test_int8_needs_an_onnx_name(tmp_path: Path, tiny_pets: Path, capsys) -> None:
+    from gcnseg.cli import main
+
+    argv = ["export", "--checkpoint", "pets-default", "--out", str(tmp_path / "x.pt")]
+    assert main([*argv, "--int8", str(tiny_pets)]) == 2
+    assert "name it *.onnx" in capsys.readouterr().err
+
+
+def test_weights_digest_follows_the_weights() -> None:
+    from gcnseg.data.oxford_pets import PETS
+    from gcnseg.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("gcn_efficientnet_lite0", num_classes=3, backbone_weights="random")
+    before = engines.weights_digest(model, PETS)
+    assert before == engines.weights_digest(model, PETS)
+    with torch.no_grad():
+        next(model.parameters()).add_(1)
+    assert engines.weights_digest(model, PETS) != before

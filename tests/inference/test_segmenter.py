@@ -1,0 +1,126 @@
+"""The Segmenter: every input kind gives the same masks at the input's own size; save/load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gcnseg
+from gcnseg.data.images import read_image
+from gcnseg.errors import GcnsegError
+from gcnseg.inference.segmenter import Segmenter, load
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def segmenter() -> Segmenter:
+    return load("pets-default", engine="torch-fp32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photo(tiny_pets: Path) -> Path:
+    return tiny_pets / "images" / "Abyssinian_1.jpg"
+
+
+def test_every_input_kind_gives_the_same_mask(segmenter: Segmenter, photo: Path) -> None:
+    rgb = read_image(photo)
+    chw = torch.from_numpy(rgb.copy()).permute(2, 0, 1)
+    inputs = [photo, str(photo), Image.open(photo), rgb, chw, chw.float() / 255]
+    masks = segmenter.predict(inputs)
+    assert len(masks) == len(inputs)
+    for mask in masks:
+        assert mask.dtype == np.uint8 and mask.shape == rgb.shape[:2]
+        assert np.array_equal(mask, masks[0])
+    batch = segmenter.predict(torch.stack([chw, chw]))  # NCHW: one mask per image
+    assert len(batch) == 2 and np.array_equal(batch[1], masks[0])
+    assert np.array_equal(segmenter.predict(rgb), masks[0])  # one in, one out (no list)
+
+
+def test_batched_inputs_of_different_sizes_keep_their_sizes(segmenter: Segmenter) -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for h, w in ((50, 70), (90, 31))]
+    masks = segmenter.predict(images)
+    assert [m.shape for m in masks] == [(50, 70), (90, 31)]
+    alone = segmenter.predict(images[1])
+    assert (alone == masks[1]).mean() > 0.999  # batching does not change the answer
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (torch.rand(3, 20, 20) * 255, r"values in \[0, 1\]"),
+        (torch.full((3, 8, 8), float("nan")), r"values in \[0, 1\]"),
+        (np.zeros((8, 8, 3), np.float32), "HxWx3 uint8"),
+        (np.zeros((8, 8), np.uint8), "HxWx3 uint8"),
+        (torch.zeros(8, 8, 3, dtype=torch.uint8), "CHW or NCHW"),
+        (torch.zeros(3, 8, 8, dtype=torch.int32), "uint8 or float"),
+        (42, "cannot segment a int"),
+        ("missing.jpg", "file not found"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(segmenter: Segmenter, bad, message: str) -> None:
+    with pytest.raises(GcnsegError, match=message):
+        segmenter.predict(bad)
+
+
+def test_probabilities_agree_with_masks(segmenter: Segmenter, photo: Path) -> None:
+    proba = segmenter.predict_proba(photo)
+    mask = segmenter.predict(photo)
+    assert proba.shape == (3, *mask.shape) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba.sum(0), 1.0, atol=1e-4)
+    assert np.array_equal(proba.argmax(0), mask)
+    assert segmenter.colors == segmenter.classes.colors
+    assert segmenter.classes.names == ("background", "cat", "dog")
+
+
+def test_save_pretrained_round_trip(segmenter: Segmenter, photo: Path, tmp_path: Path) -> None:
+    folder = segmenter.save_pretrained(tmp_path / "saved")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model"]["name"] == "gcn_efficientnet_lite2"
+    assert config["classes"]["names"] == ["background", "cat", "dog"]
+    assert config["eval_size"] == segmenter.eval_size
+    assert config["training_data"] == {"name": "Oxford-IIIT Pet", "license": "CC BY-SA 4.0"}
+    assert config["metrics"] and "preprocessing" in config
+    assert (folder / "model.safetensors").read_bytes()[:8] != b"PK\x03\x04"  # not a torch zip
+    again = gcnseg.load(folder, engine="torch-fp32", device="cpu")
+    assert np.array_equal(again.predict(photo), segmenter.predict(photo))
+
+
+def test_load_refuses_a_folder_with_broken_weights(segmenter: Segmenter, tmp_path: Path) -> None:
+    folder = segmenter.save_pretrained(tmp_path / "saved")
+    (folder / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(GcnsegError, match=r"model\.safetensors"):
+        load(folder)
+
+
+def test_package_top_level_api() -> None:
+    assert {"load", "Segmenter", "create_model", "list_models"} <= set(dir(gcnseg))
+    model = gcnseg.create_model("gcn_efficientnet_lite0", num_classes=5, backbone_weights="random")
+    assert model(torch.rand(1, 3, 64, 48)).shape == (1, 5, 64, 48)
+
+
+def test_torch_hub_loads_the_packaged_model() -> None:
+    segmenter = torch.hub.load(str(ROOT), "pets_default", source="local", engine="torch-fp32")
+    assert isinstance(segmenter, Segmenter) and segmenter.classes.names[1] == "cat"
+
+
+def test_readme_python_example_runs(photo: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    readme = (ROOT / "README.md").read_text()
+    usage = readme[readme.index("## Usage") :]
+    code = usage[
+        usage.index("```python") + len("```python") : usage.index(
+            "```\n", usage.index("```python") + 9
+        )
+    ]
+    assert len(code.strip().splitlines()) == 4
+    Image.open(photo).save(tmp_path / "photo.jpg")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "cat" in printed and str(Image.open(photo).size[::-1]) in printed
