@@ -138,3 +138,32 @@ def test_url_with_wrong_name_hash_fails(
     with pytest.raises(GcnsegError):
         load_backbone_weights(resnet18(), url, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache" / url.rsplit("/", 1)[1]).exists()
+
+
+def test_url_without_checksum_is_refused_before_any_request(
+    http_server: LoopbackServer, tmp_path: Path, trained: torch.nn.Module
+) -> None:
+    """Unverified weights would be cached and trusted by every later run: never fetched."""
+    save(http_server.root, trained.state_dict(), "weights.pth")
+    url = f"{http_server.url}/weights.pth"
+    with pytest.raises(GcnsegError, match="carries no checksum") as exc:
+        load_backbone_weights(resnet18(), url, cache_dir=tmp_path / "cache")
+    assert url in str(exc.value) and "\n" not in str(exc.value)
+    assert http_server.paths == [] and not (tmp_path / "cache").exists()
+
+
+def test_url_with_sha256_fragment_is_verified(
+    http_server: LoopbackServer, tmp_path: Path, trained: torch.nn.Module
+) -> None:
+    path = save(http_server.root, trained.state_dict(), "weights.pth")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    fresh = resnet18()
+    load_backbone_weights(
+        fresh, f"{http_server.url}/weights.pth#sha256={digest}", cache_dir=tmp_path
+    )
+    assert_same_weights(fresh, trained)
+    assert http_server.paths == ["/weights.pth"]  # the fragment is not sent
+    with pytest.raises(GcnsegError, match="checksum mismatch"):
+        load_backbone_weights(
+            resnet18(), f"{http_server.url}/weights.pth#sha256={'0' * 64}", cache_dir=tmp_path / "b"
+        )

@@ -46,19 +46,32 @@ def load_backbone_weights(
 
 
 def _resolve(source: str, sha256: str | None, cache_dir: Path | None) -> Path:
-    """Local path as is; a URL is fetched into the cache (download_file reuses a verified copy)."""
-    if urlparse(source).scheme not in ("http", "https"):
+    """Local path as is; a URL is fetched into the cache (download_file reuses a verified copy).
+
+    A URL is only ever used verified: its sha256 comes from `sha256`, a `#sha256=<hex>` fragment
+    (as pip writes it), or the torchvision-style `name-<hex>.pth` file name. Without one the URL
+    is refused: an unverified file would be cached and trusted by every later run.
+    """
+    parts = urlparse(source)
+    if parts.scheme not in ("http", "https"):
         path = Path(source).expanduser()
         if not path.is_file():
             raise GcnsegError(f"weights file not found: {path}")
         return path
-    name = Path(unquote(urlparse(source).path)).name
+    name = Path(unquote(parts.path)).name
     if not name:
         raise GcnsegError(f"cannot tell a file name from weights URL {source}")
-    dest = (cache_dir if cache_dir is not None else default_cache_dir()) / name
+    if sha256 is None and "sha256=" in parts.fragment:
+        sha256 = parts.fragment.partition("sha256=")[2]
     if sha256 is None and (match := _NAME_HASH.search(name)):
         sha256 = match.group(1)
-    return download_file(source, dest, sha256=sha256, progress=True)
+    if sha256 is None:
+        raise GcnsegError(
+            f"weights URL {source} carries no checksum: append #sha256=<hex digest>, or "
+            "download it yourself and pass the file"
+        )
+    dest = (cache_dir if cache_dir is not None else default_cache_dir()) / name
+    return download_file(parts._replace(fragment="").geturl(), dest, sha256=sha256, progress=True)
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
