@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +37,14 @@ class ImageTooLarge(GcnsegError):
     """More than MAX_PIXELS pixels: refused from the header, before decoding."""
 
 
-def _open(path: Path) -> Image.Image:
-    """Open and decode `path`; every way it can fail is a one-line GcnsegError naming it."""
-    image = _open_lazy(path)
+def _open(path: Path, data: bytes | None = None) -> Image.Image:
+    """Open and decode `path` (or `data`, named `path`); every way it can fail is a one-line
+    GcnsegError naming it."""
+    return _load(_open_lazy(path, data), path)
+
+
+def _load(image: Image.Image, path: Path) -> Image.Image:
+    """Decode the pixels of an image opened by `_open_lazy`."""
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
@@ -45,14 +52,14 @@ def _open(path: Path) -> Image.Image:
     return image
 
 
-def _open_lazy(path: Path) -> Image.Image:
+def _open_lazy(path: Path, data: bytes | None = None) -> Image.Image:
     """Read only the header: the format and size are known, no pixel is decoded yet."""
-    if path.exists() and not path.is_file():  # a FIFO would block the reader forever
+    if data is None and path.exists() and not path.is_file():  # a FIFO would block forever
         raise GcnsegError(f"{path}: not a regular file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
-            image = Image.open(path)
+            image = Image.open(path if data is None else _Named(data, str(path)))
     except FileNotFoundError:
         raise GcnsegError(f"{path}: file not found") from None
     except Image.DecompressionBombError as exc:
@@ -68,6 +75,17 @@ def _open_lazy(path: Path) -> Image.Image:
 
 def _limit() -> str:
     return f"{MAX_PIXELS:,} pixels"
+
+
+class _Named(io.BytesIO):
+    """Bytes in memory that PIL's messages name like a file, not as `<_io.BytesIO at 0x...>`."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        super().__init__(data)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return repr(self.name)
 
 
 def image_format(path: Path) -> str | None:
@@ -107,6 +125,21 @@ def to_rgb(image: Image.Image) -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file to HxWx3 uint8 RGB, or raise a one-line GcnsegError naming it."""
     return to_rgb(_open(Path(path)))
+
+
+class UnsupportedFormat(GcnsegError):
+    """A picture PIL can read, in a format the caller does not accept (e.g. PSD over HTTP)."""
+
+
+def decode_image(data: bytes, name: str, formats: Collection[str] = ()) -> np.ndarray:
+    """HxWx3 uint8 RGB from bytes in memory (an HTTP upload), checked as `read_image` checks a
+    file; `formats` (PIL's names), when given, is checked from the header, before decoding."""
+    image = _open_lazy(Path(name), data)
+    if formats and image.format not in formats:
+        image.close()
+        accepted = ", ".join(sorted(formats))
+        raise UnsupportedFormat(f"{name}: {image.format} images are not accepted ({accepted} are)")
+    return to_rgb(_load(image, Path(name)))
 
 
 def read_mask(path: str | Path) -> np.ndarray:

@@ -6,6 +6,7 @@ Everything here is plain numpy + PIL so `predict` and `test --draw` stay cheap t
 
 from __future__ import annotations
 
+import io
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,13 +29,24 @@ Color = tuple[int, int, int]
 
 def save_mask_png(path: str | Path, mask: np.ndarray, classes: ClassSet) -> Path:
     """Write a palette PNG: pixel values stay class indices, yet any viewer shows class colours."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        _mask_image(mask, classes).save(tmp, format="PNG")
+    return path
+
+
+def mask_png_bytes(mask: np.ndarray, classes: ClassSet) -> bytes:
+    """The palette PNG of `save_mask_png`, in memory (an HTTP response)."""
+    buffer = io.BytesIO()
+    _mask_image(mask, classes).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _mask_image(mask: np.ndarray, classes: ClassSet) -> Image.Image:
     _check_mask(mask, mask.shape, classes)
     image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask))
     image.putpalette(_palette(classes).ravel().tolist())
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-    return path
+    return image
 
 
 def overlay(
@@ -85,6 +97,13 @@ def save_image(path: str | Path, array: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, **options)
     return path
+
+
+def jpeg_bytes(array: np.ndarray) -> bytes:
+    """An RGB uint8 array as JPEG bytes in memory (an HTTP response), at `save_image`'s quality."""
+    buffer = io.BytesIO()
+    Image.fromarray(_check_image(array)).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
 
 
 def gallery(
