@@ -4,6 +4,7 @@ a neighbour in evaluation, never a traceback, never a hang. Tiny generated files
 from __future__ import annotations
 
 import http.server
+import os
 import struct
 import threading
 import time
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
+from gcnseg.cli import main
 from gcnseg.data.check import check_dataset
 from gcnseg.data.dataset import SegmentationDataset, collate, make_loader
 from gcnseg.data.layouts import index_dataset
@@ -264,3 +267,122 @@ def test_trickling_download_is_abandoned_and_resumable(tmp_path: Path) -> None:
     assert message.startswith(f"download failed: {url}: only ") and "run again to resume" in message
     assert not dest.exists()
     assert 0 < (tmp_path / "images.tar.gz.part").stat().st_size < 100  # kept for the next try
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *expected: str) -> str:
+    """Run the CLI; it must exit 2 with one stderr line holding every `expected` text."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gcnseg: error: "), err
+    assert "Traceback" not in err
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["export", "--checkpoint", "pets-default", "--out", "m.onnx", "--opset", "5"], "--opset"),
+        (["test", "--checkpoint", "pets-default", "--data", ".", "--size", "-5"], "--size"),
+        (["predict", "x.jpg", "--size", "16"], "--size"),
+        (["predict", "x.jpg", "--alpha", "nan"], "--alpha"),
+        (["predict", "x.jpg", "--alpha", "1.5"], "--alpha"),
+        (["data", "download", "--root", "d", "--url-base", "not a url"], "--url-base"),
+        (["models", "--size", "0"], "--size"),
+        (["data", "split", ".", "--out", "m.json", "--max-side", "-1"], "--max-side"),
+        (["test", "--checkpoint", "c", "--data", ".", "--worst", "-2"], "--worst"),
+        (["train", "--nproc", "0"], "--nproc"),
+        (["export", "--checkpoint", "c"], "--out"),  # a missing argument: one line too
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_bad_arguments_are_one_line(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    expected: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(capsys, argv, expected)
+    assert list(tmp_path.iterdir()) == []  # nothing was written or downloaded
+
+
+@pytest.mark.parametrize("case", ["empty", "text", "list", "no-classes"])
+@pytest.mark.parametrize("command", ["test", "predict", "export"])
+def test_broken_checkpoints_are_one_line_in_every_command(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, case: str, command: str
+) -> None:
+    path = tmp_path / "c.pt"
+    {
+        "empty": lambda: path.write_bytes(b""),
+        "text": lambda: path.write_text("hello\n"),
+        "list": lambda: torch.save([1, 2], path),
+        "no-classes": lambda: torch.save({"model": {"w": torch.zeros(1)}, "config": {}}, path),
+    }[case]()
+    image = tmp_path / "x.png"
+    Image.new("RGB", (8, 8)).save(image)
+    data = make_folders(tmp_path / "data")
+    argv = {
+        "test": ["test", "--checkpoint", str(path), "--data", str(data)],
+        "predict": ["predict", str(image), "--checkpoint", str(path), "--out", str(tmp_path / "o")],
+        "export": ["export", "--checkpoint", str(path), "--out", str(tmp_path / "m.onnx")],
+    }[command]
+    _one_line_error(capsys, argv, str(path))
+    assert not (tmp_path / "o").exists() and not (tmp_path / "m.onnx").exists()
+
+
+def test_non_utf8_config_and_list_are_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_bytes(b"optim:\n  name: \xe9\n")
+    _one_line_error(capsys, ["train", "--config", str(config)], str(config), "UTF-8")
+    pets = make_pets(tmp_path / "pets", [1])
+    listing = pets / "annotations" / "list.txt"
+    listing.write_bytes(b"beagle_0 1 2 1 \xff\n")
+    _one_line_error(capsys, ["data", "check", str(pets)], str(listing), "UTF-8")
+
+
+@pytest.fixture
+def a_file(tmp_path: Path) -> Path:
+    path = tmp_path / "taken"
+    path.write_text("a file where a folder is expected\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["test", "--checkpoint", "missing.pt", "--data", "nowhere", "--json", "{f}/r.json"],
+        ["test", "--checkpoint", "missing.pt", "--data", "nowhere", "--draw", "{f}"],
+        ["test", "--checkpoint", "missing.pt", "--data", "nowhere", "--out", "{f}/sub"],
+        ["predict", "nowhere.jpg", "--checkpoint", "missing.pt", "--out", "{f}"],
+        ["export", "--checkpoint", "missing.pt", "--out", "{f}/m.onnx"],
+        ["data", "split", "nowhere", "--out", "{f}/deeper/m.json"],
+        ["data", "download", "--root", "{f}"],
+    ],
+    ids=["test-json", "test-draw", "test-out", "predict-out", "export-out", "split", "download"],
+)
+def test_unwritable_outputs_fail_before_any_work(
+    capsys: pytest.CaptureFixture[str], a_file: Path, argv: list[str]
+) -> None:
+    """The output is named, not the missing checkpoint or data: it was checked first."""
+    argv = [a.replace("{f}", str(a_file)) for a in argv]
+    line = _one_line_error(capsys, argv, str(a_file), "cannot write")
+    assert "missing.pt" not in line and "nowhere" not in line
+
+
+def test_folder_where_a_file_goes_and_read_only_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "report.json").mkdir()
+    argv = ["test", "--checkpoint", "missing.pt", "--data", "x", "--json"]
+    _one_line_error(capsys, [*argv, str(tmp_path / "report.json")], "this is a folder")
+    if os.geteuid() == 0:
+        pytest.skip("root may write into any folder")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    _one_line_error(capsys, [*argv, str(locked / "r.json")], f"{locked} is not writable")

@@ -8,12 +8,86 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
+import urllib.parse
 from pathlib import Path
 
 from gcnseg import __version__
 from gcnseg.errors import GcnsegError
+
+# Argument types: a bad value is one line naming the flag, before any work starts.
+ONNX_OPSETS = range(13, 21)  # what the exporter and ONNX Runtime both handle for these models
+
+
+def _number(text: str, kind: type) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+def image_side(text: str) -> int:
+    """An inference size in pixels; below 32 the backbone's stride-32 features vanish."""
+    value = _number(text, int)
+    if value < 32:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 32 pixels")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    return value
+
+
+def unit_float(text: str) -> float:
+    value = _number(text, float)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} must be in [0, 1]")
+    return value
+
+
+def onnx_opset(text: str) -> int:
+    value = _number(text, int)
+    if value not in ONNX_OPSETS:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not supported; use {ONNX_OPSETS.start} to {ONNX_OPSETS.stop - 1}"
+        )
+    return value
+
+
+def http_url(text: str) -> str:
+    parts = urllib.parse.urlparse(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """Parse errors as the one line every other user mistake gets (exit 2, no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise GcnsegError(f"{message} (see `{self.prog} --help`)")
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
@@ -30,14 +104,18 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     split.add_argument("--test", type=float, default=0.1, help="test fraction (default 0.1)")
     split.add_argument("--val", type=float, default=0.1, help="validation fraction of the rest")
     split.add_argument("--seed", type=int, default=0)
-    split.add_argument("--max-side", type=int, help="drop images whose longer side is >= this")
+    split.add_argument(
+        "--max-side", type=positive_int, help="drop images whose longer side is >= this"
+    )
     split.add_argument(
         "--ignore-official", action="store_true", help="seeded split even if trainval/test exist"
     )
     split.set_defaults(func=cmd_data_split)
     download = dsub.add_parser("download", help="fetch the official Oxford-IIIT Pet release")
     download.add_argument("--root", type=Path, required=True)
-    download.add_argument("--url-base", help="mirror serving images.tar.gz and annotations.tar.gz")
+    download.add_argument(
+        "--url-base", type=http_url, help="mirror serving images.tar.gz and annotations.tar.gz"
+    )
     download.set_defaults(func=cmd_data_download)
 
 
@@ -65,7 +143,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace the run already in the run folder"
     )
     train.add_argument(
-        "--nproc", type=int, default=1, help="processes on this machine (launches torchrun)"
+        "--nproc",
+        type=positive_int,
+        default=1,
+        help="processes on this machine (launches torchrun)",
     )
     train.set_defaults(func=cmd_train)
 
@@ -79,14 +160,16 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     test.add_argument("--manifest", type=Path, help="evaluate one split of this manifest")
     test.add_argument("--split", default="test", choices=["train", "val", "test"])
     test.add_argument(
-        "--size", type=int, help="inference size (default: the checkpoint's eval size)"
+        "--size", type=image_side, help="inference size (default: the checkpoint's eval size)"
     )
     test.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     test.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     test.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
     test.add_argument("--json", type=Path, dest="json_out", help="write the report here")
     test.add_argument("--draw", type=Path, help="write an overlay panel for every image here")
-    test.add_argument("--worst", type=int, default=8, help="gallery of the k worst images by IoU")
+    test.add_argument(
+        "--worst", type=non_negative_int, default=8, help="gallery of the k worst images by IoU"
+    )
     test.add_argument("--out", type=Path, help="folder for the confusion matrix and gallery")
     test.set_defaults(func=cmd_test)
 
@@ -99,10 +182,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "--onnx", type=Path, help="ONNX model for --engine onnx (default: export one)"
     )
     predict.add_argument(
-        "--size", type=int, help="inference size (default: the checkpoint's eval size)"
+        "--size", type=image_side, help="inference size (default: the checkpoint's eval size)"
     )
     predict.add_argument("--flip", action="store_true", help="flip test-time augmentation")
-    predict.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    predict.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity")
     predict.add_argument("--masks", type=Path, help="folder of ground-truth masks for panels")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     predict.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
@@ -111,7 +194,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _add_tools(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="list models: parameters, GFLOPs, offline weights")
-    models.add_argument("--size", type=int, default=512)
+    models.add_argument("--size", type=image_side, default=512)
     models.add_argument("--pattern", default="*")
     models.set_defaults(func=cmd_models)
 
@@ -123,7 +206,7 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="model.onnx, or release.pt / release.pt.gz (fp16; .gz compressed)",
     )
-    export.add_argument("--opset", type=int, default=17)
+    export.add_argument("--opset", type=onnx_opset, default=17)
     export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser(
@@ -131,7 +214,7 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--data", type=Path, default=Path("../shared/data/oxford-pets-sample"))
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
-    demo.add_argument("--minutes", type=float, default=8.0, help="training time budget")
+    demo.add_argument("--minutes", type=positive_float, default=8.0, help="training time budget")
     demo.add_argument(
         "--download", action="store_true", help="fetch the full official set into --data first"
     )
@@ -166,7 +249,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gcnseg", description="Semantic segmentation with Global Convolutional Networks."
     )
     parser.add_argument("--version", action="version", version=f"gcnseg {__version__}")
@@ -334,13 +417,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# Where each command writes: (argument, what it is, a folder?). Checked before the work starts,
+# so an unwritable path or a file where a folder goes costs nothing.
+OUTPUTS = {
+    "split": [("out", "the manifest", False)],
+    "download": [("root", "the dataset", True)],
+    "test": [
+        ("json_out", "the JSON report", False),
+        ("draw", "the overlays", True),
+        ("out", "the confusion matrix and gallery", True),
+    ],
+    "predict": [("out", "the predictions", True)],
+}
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    from gcnseg.io.atomic import ensure_writable
+
+    command = getattr(args, "data_command", None) or args.command
+    for name, kind, folder in OUTPUTS.get(command, []):
+        if getattr(args, name, None) is not None:
+            ensure_writable(getattr(args, name), kind, folder=folder)
+    if command == "export":  # a model file, or a folder for safetensors + config.json
+        folder = not args.out.name.endswith((".onnx", ".pt", ".pt.gz"))
+        ensure_writable(args.out, "the exported model", folder=folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except GcnsegError as exc:
+        print(f"gcnseg: error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s"
     )
     try:
+        check_outputs(args)
         return args.func(args)
     except GcnsegError as exc:
         print(f"gcnseg: error: {exc}", file=sys.stderr)
