@@ -1,10 +1,9 @@
-"""Running a model on uint8 batches: device placement, channels-last, autocast and flip TTA."""
+"""What the hardware offers and how to use it: the device, autocast, input layout, CPU features."""
 
 from __future__ import annotations
 
 import contextlib
 import platform
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -32,22 +31,6 @@ def prepare_images(images: Tensor, device: torch.device, channels_last: bool) ->
     """uint8 NCHW from the loader -> float [0, 1] on the device, in the model's memory format."""
     images = images.to(device, non_blocking=True).float().div_(255)
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
-
-
-def predict_logits(
-    model: Callable[[Tensor], Tensor],
-    images: Tensor,
-    *,
-    device: torch.device,
-    amp: str = "none",
-    flip: bool = False,
-) -> Tensor:
-    """Float32 logits; with `flip`, the average over the image and its mirror (TTA)."""
-    with torch.inference_mode(), autocast(device, amp):
-        logits = model(images).float()
-        if flip:
-            logits = (logits + model(images.flip(-1)).float().flip(-1)) / 2
-    return logits
 
 
 def cpu_features(cpuinfo: str | None = None) -> dict[str, str | bool]:

@@ -89,9 +89,9 @@ def _time_torch(
 
 
 def _time_onnx(spec: dict[str, Any], size: int, batch: int) -> tuple[list[float], list[float]]:
-    from gcnseg.inference.onnx_runtime import OnnxSegmenter
+    from gcnseg.inference.engines import OnnxEngine
 
-    segmenter = OnnxSegmenter(spec["onnx_path"], threads=spec["threads"] or torch.get_num_threads())
+    segmenter = OnnxEngine(spec["onnx_path"], threads=spec["threads"] or torch.get_num_threads())
     images = torch.rand(batch, 3, size, size)
     throughput = timed(lambda: segmenter(images), spec["warmup"], spec["repeats"])
     if batch == 1:
