@@ -62,8 +62,10 @@ def _open_lazy(path: Path, data: bytes | None = None) -> Image.Image:
             image = Image.open(path if data is None else _Named(data, str(path)))
     except FileNotFoundError:
         raise GcnsegError(f"{path}: file not found") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"{path}: image too large ({exc}); the limit is {_limit()}") from None
+    except Image.DecompressionBombError:  # over twice PIL's own limit: no size to report
+        raise ImageTooLarge(
+            f"{path}: image too large (a possible decompression bomb); the limit is {_limit()}"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise GcnsegError(f"{path}: unreadable image ({exc})") from None
     width, height = image.size
