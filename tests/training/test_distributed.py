@@ -49,6 +49,8 @@ from gcnseg.data.layouts import index_dataset
 from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
 from gcnseg.data.transforms import eval_transform, train_transform
 from gcnseg.evaluation.evaluate import evaluate
+from gcnseg.inference.engines import TorchEngine
+from gcnseg.inference.segmenter import Segmenter
 from gcnseg.models import create_model
 from gcnseg.runtime import prepare_images
 from gcnseg.training.loop import train
@@ -251,7 +253,9 @@ def test_ddp_validation_metrics_describe_last_checkpoint(setup: dict) -> None:
     val = select(index, load_manifest(setup["manifest"])["splits"]["val"])
     dataset = SegmentationDataset(val, eval_transform(cfg.data.eval_size), keep_original=True)
     loader = make_loader(dataset, batch_size=cfg.data.eval_batch_size, shuffle=False, workers=0)
-    result = evaluate(model, loader, num_classes=len(classes.names), device=torch.device("cpu"))
+    engine = TorchEngine(model, torch.device("cpu"), channels_last=cfg.train.channels_last)
+    segmenter = Segmenter(engine, classes, cfg.data.eval_size, cfg.model.name, model=model)
+    result = evaluate(segmenter, loader)
     for key in (
         "miou",
         "pixel_accuracy",
