@@ -248,6 +248,28 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench.set_defaults(func=cmd_bench)
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="an HTTP API and a web page for a model")
+    serve.add_argument("--checkpoint", default="pets-default", help="file, run folder or name")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    serve.add_argument("--port", type=int, default=8000)
+    _add_engine(serve)
+    serve.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    serve.add_argument("--max-upload-mb", type=float, default=20.0, help="larger uploads get 413")
+    serve.add_argument(
+        "--max-queue", type=int, default=16, help="requests waiting or running; more get 503"
+    )
+    serve.add_argument(
+        "--max-batch", type=int, default=4, help="requests waiting together share a forward pass"
+    )
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get("GCNSEG_API_KEY"),
+        help="require this key in the X-API-Key header (default: $GCNSEG_API_KEY, else none)",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gcnseg", description="Semantic segmentation with Global Convolutional Networks."
@@ -260,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_tools(sub)
     _add_bench(sub)
+    _add_serve(sub)
     return parser
 
 
@@ -414,6 +437,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gcnseg.tools.demo import run_demo
 
     run_demo(args.data, args.out, minutes=args.minutes, download=args.download)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gcnseg.serving.server import serve
+
+    options = ("host", "port", "engine", "device", "max_upload_mb", "max_queue", "max_batch")
+    serve(args.checkpoint, api_key=args.api_key, **{k: getattr(args, k) for k in options})
     return 0
 
 

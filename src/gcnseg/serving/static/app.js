@@ -1,0 +1,160 @@
+// The gcnseg page: send a photo to /v1/segment, then paint its mask over it in the browser, so
+// the opacity slider redraws at once without asking the server again. Plain JS, no CDN.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { photo: null, colours: null, background: null };
+
+function apiHeaders() {
+  const key = $("api-key").value;
+  return key ? { "X-API-Key": key } : {};
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    return `${response.status}: ${body.detail}`;
+  } catch {
+    return `${response.status} ${response.statusText}`;
+  }
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = false;
+  $("result").hidden = true;
+  $("status").textContent = "";
+}
+
+async function loadModel() {
+  const response = await fetch("/v1/model", { headers: apiHeaders() });
+  if (response.status === 401) {
+    $("key-row").hidden = false;
+    $("model").textContent = "API key needed";
+    return;
+  }
+  if (!response.ok) {
+    $("model").textContent = `model unavailable (${await errorText(response)})`;
+    return;
+  }
+  const model = await response.json();
+  $("model").textContent = `${model.name} · ${model.classes.join(", ")} · engine ${model.engine}`;
+}
+
+async function segment(file) {
+  $("error").hidden = true;
+  $("status").textContent = `Segmenting ${file.name}…`;
+  const form = new FormData();
+  form.append("image", file, file.name);
+  const started = performance.now();
+  let response;
+  try {
+    response = await fetch("/v1/segment", { method: "POST", body: form, headers: apiHeaders() });
+  } catch (err) {
+    showError(`Could not reach the server: ${err.message}`);
+    return;
+  }
+  if (!response.ok) {
+    if (response.status === 401) $("key-row").hidden = false;
+    showError(`Could not segment ${file.name}. ${await errorText(response)}`);
+    return;
+  }
+  const result = await response.json();
+  const roundTrip = performance.now() - started;
+  // The server reads pixels as stored (no EXIF rotation), so the browser must too.
+  let photo;
+  try {
+    photo = await createImageBitmap(file, { imageOrientation: "none" });
+  } catch {
+    photo = null; // e.g. TIFF, which browsers cannot show: the mask is drawn alone
+  }
+  const mask = await createImageBitmap(await (await fetch(`data:image/png;base64,${result.mask_png}`)).blob());
+  state.photo = photo;
+  state.colours = colourLayer(mask, result.classes[0].color);
+  draw(result, file.name, roundTrip);
+}
+
+// The mask's colours where a class is found, transparent where it is background: blended over
+// the photo at the slider's opacity this is what `gcnseg predict` draws at --alpha.
+function colourLayer(mask, background) {
+  const canvas = new OffscreenCanvas(mask.width, mask.height);
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(mask, 0, 0);
+  const pixels = ctx.getImageData(0, 0, mask.width, mask.height);
+  const data = pixels.data;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i] === background[0] && data[i + 1] === background[1] && data[i + 2] === background[2]) {
+      data[i + 3] = 0;
+    }
+  }
+  ctx.putImageData(pixels, 0, 0);
+  return canvas;
+}
+
+function draw(result, name, roundTrip) {
+  for (const id of ["original", "overlay"]) {
+    $(id).width = result.width;
+    $(id).height = result.height;
+  }
+  const original = $("original").getContext("2d");
+  original.clearRect(0, 0, result.width, result.height);
+  if (state.photo) original.drawImage(state.photo, 0, 0);
+  repaint();
+  const legend = $("legend");
+  legend.replaceChildren();
+  for (const cls of result.classes) {
+    if (cls.share === 0) continue;
+    const item = document.createElement("li");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = `rgb(${cls.color.join(",")})`;
+    const label = document.createElement("span");
+    label.className = "name";
+    label.textContent = cls.name;
+    const share = document.createElement("span");
+    share.className = "share";
+    share.textContent = `${(100 * cls.share).toFixed(1)}%`;
+    item.append(swatch, label, share);
+    legend.append(item);
+  }
+  const t = result.timings_ms;
+  $("timing").textContent =
+    `${name}: ${result.width}×${result.height}, ${Math.round(roundTrip)} ms in all ` +
+    `(inference ${t.inference} ms on ${result.engine}, decode ${t.decode} ms, queue ${t.queue} ms)`;
+  $("status").textContent = "";
+  $("result").hidden = false;
+}
+
+function repaint() {
+  if (!state.colours) return;
+  const alpha = Number($("opacity").value);
+  $("opacity-value").textContent = `${Math.round(alpha * 100)}%`;
+  const canvas = $("overlay");
+  const ctx = canvas.getContext("2d");
+  ctx.globalAlpha = 1;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (state.photo) ctx.drawImage(state.photo, 0, 0);
+  ctx.globalAlpha = state.photo ? alpha : 1;
+  ctx.drawImage(state.colours, 0, 0);
+  ctx.globalAlpha = 1;
+}
+
+function choose(files) {
+  if (files && files.length) segment(files[0]);
+}
+
+$("file").addEventListener("change", (event) => choose(event.target.files));
+$("opacity").addEventListener("input", repaint);
+$("api-key").addEventListener("change", loadModel);
+const drop = $("drop");
+drop.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  drop.classList.add("over");
+});
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  choose(event.dataTransfer.files);
+});
+loadModel();
