@@ -111,13 +111,19 @@ class SegmentationDataset(Dataset):
         out = self.transform(image=image, mask=label)
         item = {
             "image": to_chw_tensor(out["image"]),
-            "label": torch.from_numpy(np.ascontiguousarray(out["mask"])),
+            "label": _tensor(out["mask"]),
             "index": index,
         }
         if self.keep_original:
-            item["original_label"] = torch.from_numpy(label)
+            item["original_label"] = _tensor(label)
             item["letterbox"] = Letterbox.fit(*label.shape, out["image"].shape[0])
         return item
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """`array` as a tensor, copied only where torch cannot share it: decoders may return read-only
+    arrays (PIL's np.asarray does) and a no-op transform passes them through; torch warns on them."""
+    return torch.from_numpy(np.require(array, requirements=("C", "W")))
 
 
 def collate(items: list[dict]) -> dict:
