@@ -106,3 +106,18 @@ def make_tiny_folders(root: Path, *, seed: int = 1) -> Path:
         Image.fromarray(mask.astype(np.uint8)).save(root / "masks" / f"scene_{i}.png")
     (root / "classes.yaml").write_text(yaml.safe_dump(FOLDER_CLASSES))
     return root
+
+
+# The real release ships a GIF and an RGBA PNG named .jpg, and .mat files beside the images.
+GIF_NAMED_JPG, RGBA_PNG_NAMED_JPG, STRAY_FILE = "Abyssinian_2", "Abyssinian_3", "Abyssinian_1.mat"
+
+
+def add_release_quirks(root: Path) -> Path:
+    """Give a `make_tiny_pets` layout the release's quirks: GIF and RGBA PNG content named .jpg."""
+    images = root / "images"
+    for stem, mode, kind in ((GIF_NAMED_JPG, "RGB", "GIF"), (RGBA_PNG_NAMED_JPG, "RGBA", "PNG")):
+        with Image.open(images / f"{stem}.jpg") as image:
+            converted = image.convert(mode)
+        converted.save(images / f"{stem}.jpg", format=kind)
+    (images / STRAY_FILE).write_bytes(b"MATLAB 5.0 MAT-file")
+    return root

@@ -46,6 +46,7 @@ def test_unknown_checkpoint_names_the_packaged_models() -> None:
         resolve_checkpoint("pets-nonexistent")
 
 
+# Real photos (skips without ../shared): accuracy on generated shapes would say nothing.
 def test_packaged_model_segments_test_split_pets(pets_root: Path, tmp_path: Path) -> None:
     """A regression guard on images held out of its training: far above an all-background guess."""
     manifest = json.loads(MANIFEST.read_text())

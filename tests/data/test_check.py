@@ -1,28 +1,68 @@
-"""`gcnseg data check`: the report on the real sample, each problem category, and the CLI."""
+"""`gcnseg data check`: the report on generated pets and on the real sample, each problem
+category, and the CLI."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from _data import GIF_NAMED_JPG, RGBA_PNG_NAMED_JPG, STRAY_FILE
 from gcnseg.cli import main
 from gcnseg.data.check import CheckReport, check_dataset
+from gcnseg.data.images import image_size
 
-WRONG_FORMAT = {"Abyssinian_34.jpg": "GIF", "Abyssinian_5.jpg": "PNG"}
+REAL_WRONG_FORMAT = {"Abyssinian_34.jpg": "GIF", "Abyssinian_5.jpg": "PNG"}
 
 
 @pytest.fixture(scope="module")
-def pets_report(pets_root: Path) -> CheckReport:
-    return check_dataset(pets_root, progress=False)
+def quirky_report(quirky_pets: Path) -> CheckReport:
+    return check_dataset(quirky_pets, progress=False)
 
 
-def test_real_sample_report(pets_report: CheckReport, pets_root: Path) -> None:
-    report = pets_report
+def _images_per_class(root: Path) -> Counter[str]:
+    """Images holding each class, read back from the generated trimaps (1 pet, 2 background)
+    and list.txt's species column (1 cat, 2 dog)."""
+    lines = (root / "annotations" / "list.txt").read_text().splitlines()
+    species = {f[0]: int(f[2]) for f in (ln.split() for ln in lines if not ln.startswith("#"))}
+    counts: Counter[str] = Counter()
+    for trimap in (root / "annotations" / "trimaps").glob("*.png"):
+        values = set(np.unique(np.asarray(Image.open(trimap))).tolist())
+        counts["background"] += 2 in values
+        counts[("cat", "dog")[species[trimap.stem] - 1]] += 1 in values
+    return counts
+
+
+def test_generated_pets_report(quirky_report: CheckReport, quirky_pets: Path) -> None:
+    report = quirky_report
+    images = sorted((quirky_pets / "images").glob("*.jpg"))
+    assert report.layout == "oxford-pets"
+    assert report.classes == ["background", "cat", "dog"]
+    assert report.pairs == len(images) and len(report.usable) == len(images)
+    assert report.images_per_class == dict(_images_per_class(quirky_pets))
+    assert report.wrong_format == [
+        f"{quirky_pets / 'images' / GIF_NAMED_JPG}.jpg: GIF content named .jpg",
+        f"{quirky_pets / 'images' / RGBA_PNG_NAMED_JPG}.jpg: PNG content named .jpg",
+    ]
+    assert report.strays == [str(quirky_pets / "images" / STRAY_FILE)]
+    assert report.problems == 0
+    assert report.unreadable == report.size_mismatch == report.bad_mask_values == []
+    widths, heights = zip(*(image_size(p) for p in images), strict=True)
+    for key, values in (("width", widths), ("height", heights)):
+        assert report.sizes[key] == [min(values), int(np.median(values)), max(values)]
+    text = report.format()
+    assert f"{len(images)} pairs, {len(images)} usable" in text
+    assert "stray files: 1" in text
+
+
+# The real sample: its exact counts and its two misnamed files (skips without ../shared).
+def test_real_sample_report(pets_root: Path) -> None:
+    report = check_dataset(pets_root, progress=False)
     assert report.layout == "oxford-pets"
     assert report.classes == ["background", "cat", "dog"]
     assert report.pairs == 506
@@ -34,7 +74,7 @@ def test_real_sample_report(pets_report: CheckReport, pets_root: Path) -> None:
     }  # images holding each class
     assert len(report.wrong_format) == 2
     for line, (name, actual) in zip(
-        sorted(report.wrong_format), sorted(WRONG_FORMAT.items()), strict=True
+        sorted(report.wrong_format), sorted(REAL_WRONG_FORMAT.items()), strict=True
     ):
         assert line.startswith(str(pets_root / "images" / name))
         assert f"{actual} content" in line
@@ -108,31 +148,24 @@ def test_wrong_format_named_and_multi_picture_jpeg_not(tmp_path: Path) -> None:
 
 
 def test_cli_json_matches(
-    pets_root: Path, pets_report: CheckReport, capsys, monkeypatch: pytest.MonkeyPatch
+    quirky_pets: Path, quirky_report: CheckReport, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Decoding 506 images twice would double the runtime: the CLI gets the report already made
-    # above (check_dataset itself is tested there; the CLI is tested for its arguments and JSON).
     calls = []
+    real_check = check_dataset
 
-    def cached_check(root: Path, *, progress: bool = True) -> CheckReport:
+    def spy(root: Path, *, progress: bool = True) -> CheckReport:
         calls.append((Path(root), progress))
-        return pets_report
+        return real_check(root, progress=progress)
 
-    monkeypatch.setattr("gcnseg.data.check.check_dataset", cached_check)
-    assert main(["data", "check", str(pets_root), "--json"]) == 0
-    assert calls == [(pets_root, False)]  # no progress bar mixed into the JSON
+    monkeypatch.setattr("gcnseg.data.check.check_dataset", spy)
+    assert main(["data", "check", str(quirky_pets), "--json"]) == 0
+    assert calls == [(quirky_pets, False)]  # no progress bar mixed into the JSON
     data = json.loads(capsys.readouterr().out)
-    assert data["pairs"] == 506
-    assert data["usable"] == 506
-    assert data["images_per_class"] == {
-        "background": 506,
-        "cat": 328,
-        "dog": 177,
-    }  # images holding each class
-    assert len(data["wrong_format"]) == 2
-    assert len(data["strays"]) == 3
+    assert data["pairs"] == data["usable"] == quirky_report.pairs
+    assert data["images_per_class"] == quirky_report.images_per_class
+    assert len(data["wrong_format"]) == 2 and len(data["strays"]) == 1
     assert data["problems"] == 0
-    assert data == json.loads(json.dumps(pets_report.to_dict()))
+    assert data == json.loads(json.dumps(quirky_report.to_dict()))
 
 
 def test_cli_strict(tmp_path: Path, capsys) -> None:

@@ -1,4 +1,4 @@
-"""SegmentationDataset / make_loader over real pairs: types, seeded crops, bad pairs, originals."""
+"""SegmentationDataset / make_loader over generated pairs: types, seeded crops, bad pairs, originals."""
 
 from __future__ import annotations
 
@@ -7,31 +7,37 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from _data import GIF_NAMED_JPG, RGBA_PNG_NAMED_JPG
+from gcnseg.data import samples as samples_module
 from gcnseg.data.dataset import SegmentationDataset, make_loader
+from gcnseg.data.images import image_size
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.samples import Sample
 from gcnseg.data.transforms import eval_transform, train_transform
 from gcnseg.errors import GcnsegError
 
+# Cats and dogs of several sizes, the two whose content is not JPEG among them; [3] and [4]
+# differ in size (the mismatch test pairs one's image with the other's mask).
 NAMES = [
-    "Abyssinian_10",
-    "Abyssinian_34",  # GIF named .jpg
-    "Abyssinian_5",  # RGBA PNG named .jpg
+    "Abyssinian_1",
+    GIF_NAMED_JPG,
+    RGBA_PNG_NAMED_JPG,
     "Bengal_1",
-    "boxer_26",
-    "american_bulldog_10",
-    "samoyed_147",
-    "Sphynx_93",
+    "boxer_2",
+    "beagle_4",
+    "boxer_5",
+    "Bengal_6",
 ]
 
 
 @pytest.fixture(scope="module")
-def samples(pets_root: Path) -> list[Sample]:
-    by_name = {s.name: s for s in index_dataset(pets_root).samples}
+def samples(quirky_pets: Path) -> list[Sample]:
+    by_name = {s.name: s for s in index_dataset(quirky_pets).samples}
     return [by_name[n] for n in NAMES]
 
 
@@ -94,14 +100,15 @@ def test_corrupt_image_is_replaced_in_training_only(
 
 
 def test_size_mismatch_is_an_error_item(samples: list[Sample]) -> None:
-    # Bengal_1's image with boxer_26's trimap: both readable, sizes differ.
+    # One pet's image with another's trimap: both readable, sizes differ.
     with Image.open(samples[3].image) as a, Image.open(samples[4].mask) as b:
         assert a.size != b.size
     mismatched = replace(samples[3], name="mismatched", mask=samples[4].mask)
     dataset = SegmentationDataset([mismatched, samples[5]], eval_transform(64), keep_original=True)
     item = dataset[0]
     assert item["name"] == "mismatched"
-    assert "boxer_26.png: mask is" in item["error"] and "Bengal_1.jpg" in item["error"]
+    assert f"{samples[4].mask.name}: mask is" in item["error"]
+    assert samples[3].image.name in item["error"]
     batch = next(iter(make_loader(dataset, batch_size=2, shuffle=False, workers=0)))
     assert batch["index"].tolist() == [1]
     assert batch["errors"] == [(0, "mismatched", item["error"])]
@@ -145,3 +152,31 @@ def test_worker_count_does_not_change_crops(samples: list[Sample]) -> None:
         assert torch.equal(single["index"], multi["index"])
         assert torch.equal(single["image"], multi["image"])
         assert torch.equal(single["label"], multi["label"])
+
+
+def test_read_only_decodes_are_copied_for_torch(
+    tiny_folders: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder may return read-only arrays (PIL's np.asarray does); torch must never be handed
+    one (it warns "non-writable tensors"), even where the transform changes nothing."""
+    real_read_mask, real_from_numpy = samples_module.read_mask, torch.from_numpy
+
+    def read_only_mask(path: Path) -> np.ndarray:
+        mask = real_read_mask(path)
+        mask.flags.writeable = False
+        return mask
+
+    def writable_only(array: np.ndarray) -> torch.Tensor:
+        assert array.flags.writeable, "a read-only array reached torch.from_numpy"
+        return real_from_numpy(array)
+
+    monkeypatch.setattr(samples_module, "read_mask", read_only_mask)
+    monkeypatch.setattr(torch, "from_numpy", writable_only)
+    folder_samples = index_dataset(tiny_folders).samples
+    # A square image at its own size: eval's letterbox is a no-op and returns the input array.
+    side = next(w for w, h in (image_size(s.image) for s in folder_samples) if w == h)
+    dataset = SegmentationDataset(folder_samples, eval_transform(side), keep_original=True)
+    for index, sample in enumerate(folder_samples):
+        item = dataset[index]
+        assert item["label"].shape == (side, side)
+        assert torch.equal(item["original_label"], real_from_numpy(sample.load_label().copy()))

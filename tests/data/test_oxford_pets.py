@@ -1,4 +1,4 @@
-"""index_dataset: the Oxford-IIIT Pet layout (real sample + synthetic) and images/ + masks/ folders."""
+"""index_dataset: the Oxford-IIIT Pet layout (generated + real sample) and images/ + masks/ folders."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _data import make_tiny_pets
 from gcnseg.classes import IGNORE_INDEX
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.oxford_pets import PETS
@@ -39,6 +40,44 @@ def _folders(root: Path, stems: list[str]) -> Path:
     return root
 
 
+def _list_txt(root: Path) -> dict[str, int]:
+    """Species (1 cat, 2 dog) per image name, as the generator wrote them to list.txt."""
+    lines = (root / "annotations" / "list.txt").read_text().splitlines()
+    return {f[0]: int(f[2]) for f in (ln.split() for ln in lines if not ln.startswith("#"))}
+
+
+def test_index_generated_pets(tiny_pets: Path) -> None:
+    index = index_dataset(tiny_pets)
+    species = _list_txt(tiny_pets)
+    assert index.layout == "oxford-pets"
+    assert index.classes == PETS
+    assert sorted(s.name for s in index.samples) == sorted(species)
+    assert {s.name: s.decoder.pet_class for s in index.samples} == species
+    assert {s.name: s.group for s in index.samples} == {n: n.rsplit("_", 1)[0] for n in species}
+    assert index.strays == index.images_without_mask == index.masks_without_image == []
+    assert index.official_splits == {}
+
+
+def test_index_generated_official_lists(tmp_path: Path) -> None:
+    root = make_tiny_pets(tmp_path / "pets", official_splits=True)
+    lists = {name: root / "annotations" / f"{name}.txt" for name in ("trainval", "test")}
+    splits = {
+        name: [ln.split()[0] for ln in p.read_text().splitlines()] for name, p in lists.items()
+    }
+    assert splits["trainval"] and splits["test"]
+    assert index_dataset(root).official_splits == splits
+
+
+def test_generated_trimap_decodes_to_pet_background_ignore(tiny_pets: Path) -> None:
+    index, species_of = index_dataset(tiny_pets), _list_txt(tiny_pets)
+    for species in (1, 2):
+        sample = next(s for s in index.samples if species_of[s.name] == species)
+        label = sample.load_label()
+        assert label.dtype == np.uint8
+        assert set(np.unique(label).tolist()) == {0, species, IGNORE_INDEX}, sample.name
+
+
+# The real sample: its exact counts, strays and breeds (skips without ../shared).
 def test_index_real_sample(pets_root: Path) -> None:
     index = index_dataset(pets_root)
     assert index.layout == "oxford-pets"
@@ -60,13 +99,6 @@ def test_index_real_sample(pets_root: Path) -> None:
     assert by_name["american_bulldog_10"].group == "american_bulldog"
     assert by_name["Egyptian_Mau_18"].group == "Egyptian_Mau"
     assert len({s.group for s in index.samples}) == 30
-
-
-def test_real_trimap_decodes_to_pet_background_ignore(pets_root: Path) -> None:
-    sample = next(s for s in index_dataset(pets_root).samples if s.name == "american_bulldog_10")
-    label = sample.load_label()
-    assert label.dtype == np.uint8
-    assert set(np.unique(label).tolist()) == {0, 2, IGNORE_INDEX}
 
 
 @pytest.mark.parametrize(("stem", "pet_class"), [("Bengal_1", 1), ("boxer_1", 2)])
