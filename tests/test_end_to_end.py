@@ -172,7 +172,8 @@ def test_predict_odd_formats_and_draws_a_panel_with_ground_truth(
 
 def test_export_onnx_and_gzipped_release_agree_with_the_run(pets_run: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
-    from gcnseg.inference.onnx_runtime import OnnxSegmenter
+    from gcnseg.inference.engines import OnnxEngine
+    from gcnseg.inference.segmenter import load
 
     onnx_path, release = tmp_path / "model.onnx", tmp_path / "release.pt.gz"
     for out in (onnx_path, release):
@@ -182,8 +183,8 @@ def test_export_onnx_and_gzipped_release_agree_with_the_run(pets_run: Path, tmp_
     assert release.read_bytes()[:2] == b"\x1f\x8b" and "optimizer" not in payload
     assert all(v.dtype == torch.float16 for v in payload["model"].values() if v.is_floating_point())
     slim, _, _ = model_from_checkpoint(payload)
-    segmenter = OnnxSegmenter(onnx_path, threads=1)
-    assert segmenter.classes == classes
+    segmenter = OnnxEngine(onnx_path, threads=1)
+    assert load(onnx_path).classes == classes
     x = torch.rand(2, 3, 70, 90)
     with torch.no_grad():
         expected = full.eval()(x)

@@ -23,7 +23,15 @@ _EXPORTS = {
     "ClassSet": "gcnseg.classes",
     "GcnsegError": "gcnseg.errors",
 }
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "ClassSet",
+    "GcnsegError",
+    "Segmenter",
+    "__version__",
+    "create_model",
+    "list_models",
+    "load",
+]
 
 if TYPE_CHECKING:
     from gcnseg.classes import ClassSet

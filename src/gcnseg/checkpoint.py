@@ -136,15 +136,27 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:200] if lines else type(exc).__name__
 
 
-def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, Config, ClassSet]:
-    """Rebuild the model of a checkpoint (fp32 weights, eval mode) with its config and classes."""
+def model_from_checkpoint(
+    payload: dict[str, Any], source: str | Path = "checkpoint"
+) -> tuple[nn.Module, Config, ClassSet]:
+    """Rebuild the model of a checkpoint (fp32 weights, eval mode) with its config and classes.
+
+    Weights that do not fit the architecture its config names (a crafted or foreign file) are
+    one line naming `source`, not a state-dict traceback.
+    """
     from gcnseg.models.registry import build_model
 
     config = config_from_dict(payload["config"])
     classes = ClassSet.from_dict(payload["classes"])
     model = build_model(config, len(classes.names), backbone_weights="random")
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        problem = " ".join(str(exc).split())[:300]
+        raise GcnsegError(
+            f"{source}: weights do not fit {config.model.name} with {len(classes.names)} classes ({problem})"
+        ) from None
     return model.eval(), config, classes
 
 
@@ -154,6 +166,7 @@ def save_release(source: str | Path, out: str | Path) -> Path:
     An `out` ending in `.gz` is gzip-compressed (see `save_checkpoint`); `load_checkpoint` reads either.
     """
     payload = load_checkpoint(source)
+    model_from_checkpoint(payload, source)  # refuse weights that would not load later
     release = {
         "model": {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()},
         "config": payload["config"],

@@ -164,7 +164,17 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     test.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     test.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    test.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    _add_engine(test)
+    test.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop on an unreadable image instead of leaving it out",
+    )
+    test.add_argument(
+        "--any-class-names",
+        action="store_true",
+        help="score even if the dataset names its classes differently from the model",
+    )
     test.add_argument("--json", type=Path, dest="json_out", help="write the report here")
     test.add_argument("--draw", type=Path, help="write an overlay panel for every image here")
     test.add_argument(
@@ -177,9 +187,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
     predict.add_argument("--checkpoint", default="pets-default")
     predict.add_argument("--out", type=Path, default=Path("predictions"))
-    predict.add_argument("--engine", default="torch", choices=["torch", "onnx"])
+    _add_engine(predict)
     predict.add_argument(
-        "--onnx", type=Path, help="ONNX model for --engine onnx (default: export one)"
+        "--batch-size", type=positive_int, default=4, help="images per forward pass"
     )
     predict.add_argument(
         "--size", type=image_side, help="inference size (default: the checkpoint's eval size)"
@@ -188,8 +198,18 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity")
     predict.add_argument("--masks", type=Path, help="folder of ground-truth masks for panels")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    predict.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
     predict.set_defaults(func=cmd_predict)
+
+
+def _add_engine(parser: argparse.ArgumentParser) -> None:
+    from gcnseg.inference import ENGINES
+
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=ENGINES,
+        help="what runs the model (default auto: the fastest accurate one on this machine)",
+    )
 
 
 def _add_tools(sub: argparse._SubParsersAction) -> None:
@@ -204,9 +224,19 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         required=True,
-        help="model.onnx, or release.pt / release.pt.gz (fp16; .gz compressed)",
+        help="model.onnx; release.pt / release.pt.gz (fp16; .gz compressed); or a folder (safetensors + config.json)",
     )
     export.add_argument("--opset", type=onnx_opset, default=17)
+    export.add_argument(
+        "--int8",
+        type=Path,
+        metavar="DATA",
+        help="quantise the ONNX model to int8, calibrated on this dataset's training images",
+    )
+    export.add_argument("--manifest", type=Path, help="with --int8: calibrate on its train split")
+    export.add_argument(
+        "--calibration-images", type=positive_int, default=32, help="with --int8: how many images"
+    )
     export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser(
@@ -375,7 +405,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         size=args.size,
         flip=args.flip,
         device=args.device,
-        amp=args.amp,
+        engine=args.engine,
+        strict=args.strict,
+        any_class_names=args.any_class_names,
         draw_dir=args.draw,
         out_dir=args.out,
         worst=args.worst,
@@ -388,20 +420,20 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from gcnseg.inference.predict import predict_files
 
-    written = predict_files(
+    summary = predict_files(
         args.inputs,
         checkpoint=args.checkpoint,
         out_dir=args.out,
         engine=args.engine,
-        onnx_path=args.onnx,
         size=args.size,
         flip=args.flip,
         alpha=args.alpha,
         masks_dir=args.masks,
         device=args.device,
-        amp=args.amp,
+        batch_size=args.batch_size,
     )
-    print(f"{written} images segmented into {args.out}")
+    skipped = f", {len(summary.skipped)} skipped" if summary.skipped else ""
+    print(f"{summary.written} images segmented into {args.out} (engine {summary.engine}{skipped})")
     return 0
 
 
@@ -413,14 +445,26 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.int8 and args.out.suffix != ".onnx":
+        raise GcnsegError(f"{args.out}: --int8 writes an ONNX model; name it *.onnx")
     if args.out.name.endswith((".pt", ".pt.gz")):
         from gcnseg.checkpoint import save_release
 
         path = save_release(args.checkpoint, args.out)
-    else:
+    elif args.out.suffix == ".onnx":
         from gcnseg.inference.export import export_checkpoint
+        from gcnseg.inference.quantize import calibration_images
 
-        path = export_checkpoint(args.checkpoint, args.out, opset=args.opset)
+        images = None
+        if args.int8:
+            images = calibration_images(args.int8, args.manifest, args.calibration_images)
+        path = export_checkpoint(
+            args.checkpoint, args.out, opset=args.opset, int8_calibration=images
+        )
+    else:  # a folder: safetensors weights + config.json, for gcnseg.load(folder)
+        from gcnseg.inference.segmenter import load
+
+        path = load(args.checkpoint, engine="torch-fp32").save_pretrained(args.out)
     print(f"wrote {path}")
     return 0
 

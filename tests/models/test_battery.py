@@ -89,14 +89,14 @@ def test_onnx_export_matches_torch_at_another_size(
         pytest.skip(f"{name}: same blocks as the exported ResNet-50, a 170 MB graph (~6 s)")
     pytest.importorskip("onnx", reason="the [onnx] extra is not installed")
     pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    from gcnseg.inference.engines import OnnxEngine
     from gcnseg.inference.export import export_onnx
-    from gcnseg.inference.onnx_runtime import OnnxSegmenter
 
     path = export_onnx(model.eval(), tmp_path / "m.onnx", classes=CLASSES, sample_size=64)
     x = torch.rand(1, 3, 77, 50)  # not the traced 64×64: sizes must stay dynamic
     with torch.no_grad():
         expected = model(x)
-    assert (OnnxSegmenter(path, threads=1)(x) - expected).abs().max().item() <= 1e-3
+    assert (OnnxEngine(path, threads=1)(x) - expected).abs().max().item() <= 1e-3
 
 
 # Seeded random weights, eval mode, `pattern(64, 96)`: mean logit per class, then the logits at

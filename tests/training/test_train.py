@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gcnseg.training import loop as train_module
 from PIL import Image
 
 from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
@@ -18,6 +17,7 @@ from gcnseg.data.splits import save_manifest
 from gcnseg.errors import GcnsegError
 from gcnseg.evaluation.report import run_test
 from gcnseg.inference.predict import predict_files
+from gcnseg.training import loop as train_module
 from gcnseg.training.loop import train
 from smoke import TINY_TRAINING
 
@@ -155,7 +155,7 @@ def test_test_command_reports_at_original_resolution(
         trimap = np.asarray(Image.open(PETS / "annotations" / "trimaps" / f"{name}.png"))
         total += int((trimap != 3).sum())
     assert sum(map(sum, data["confusion_matrix"])) == total  # every non-border pixel, at full size
-    assert report.images == 4 and set(data["per_image"]) == set(names)
+    assert report.scored == report.listed == 4 and set(data["per_image"]) == set(names)
     assert (tmp_path / "confusion_matrix.png").is_file() and (tmp_path / "worst.png").is_file()
     assert sorted(p.stem for p in (tmp_path / "draw").iterdir()) == sorted(names)
     assert "mean image accuracy" in report.format()
@@ -183,10 +183,11 @@ def _write_odd_inputs(folder: Path) -> list[Path]:
 def test_predict_odd_formats_and_skips_unreadable(trained_run: Path, tmp_path) -> None:
     inputs = _write_odd_inputs(tmp_path / "in")
     out = tmp_path / "out"
-    written = predict_files(
+    summary = predict_files(
         [str(tmp_path / "in")], checkpoint=str(trained_run), out_dir=out, device="cpu"
     )
-    assert written == 5  # broken.jpg reported and skipped
+    assert summary.written == 5  # broken.jpg reported and skipped
+    assert len(summary.skipped) == 1 and "broken.jpg" in summary.skipped[0]
     for path in inputs:
         if path.name == "broken.jpg":
             assert not (out / "broken_mask.png").exists()

@@ -26,11 +26,10 @@ from torch import Tensor, nn
 
 from gcnseg.classes import ClassSet
 from gcnseg.errors import GcnsegError
+from gcnseg.inference import ENGINES
 from gcnseg.runtime import autocast, cpu_features, prepare_images
 
 log = logging.getLogger(__name__)
-
-ENGINES = ("auto", "torch", "torch-fp32", "torch-bf16", "onnx", "onnx-int8")
 
 
 class Engine(Protocol):

@@ -86,7 +86,7 @@ def export_checkpoint(
     With `int8_calibration` (image files, e.g. training images), the ONNX model is quantised to
     int8 (static, QDQ, per-channel weights), its activation ranges taken from those images.
     """
-    model, config, classes = model_from_checkpoint(load_checkpoint(checkpoint))
+    model, config, classes = model_from_checkpoint(load_checkpoint(checkpoint), checkpoint)
     kwargs = {"classes": classes, "opset": opset, "model_name": config.model.name}
     if not int8_calibration:
         return export_onnx(model, out, eval_size=config.data.eval_size, **kwargs)

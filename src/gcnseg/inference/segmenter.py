@@ -213,7 +213,7 @@ def load(
         from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
 
         payload = load_checkpoint(source)
-        model, cfg, classes = model_from_checkpoint(payload)
+        model, cfg, classes = model_from_checkpoint(payload, source)
         config = cfg.to_dict()
         info = {"config": config, "metrics": payload.get("metrics", {})}
     info["training_data"] = info.get("training_data") or training_data(classes)

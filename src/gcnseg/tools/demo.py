@@ -49,7 +49,7 @@ def run_demo(data: Path, out: Path, *, minutes: float = 8.0, download: bool = Fa
             f"train.time_budget_min={minutes}",
         ],
     )
-    run_dir = train(cfg)
+    run_dir = train(cfg, overwrite=True)  # the demo's run folder is its own: rerunning replaces it
     report = run_test(
         str(run_dir / "best.pt"),
         data,

@@ -1,0 +1,51 @@
+"""Accuracy guard for the inference engines on the real sample's test split (README table).
+
+    .venv/bin/python benchmarks/engine_accuracy.py [--flip] [--out benchmarks/results/engines.md]
+
+Exports an int8 model calibrated on 32 training images first (the engine needs one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from gcnseg.evaluation.compare import compare_engines, markdown
+from gcnseg.inference.export import export_checkpoint
+from gcnseg.inference.quantize import calibration_images
+from gcnseg.inference.segmenter import load
+from gcnseg.io.atomic import write_text
+from gcnseg.runtime import cpu_features
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkpoint", default="pets-default")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/oxford-pets-sample")
+    parser.add_argument("--manifest", type=Path, default=ROOT / "manifests/oxford-pets-sample.json")
+    parser.add_argument("--flip", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        int8 = Path(workdir) / "int8.onnx"
+        images = calibration_images(args.data, args.manifest, 32)
+        export_checkpoint(args.checkpoint, int8, int8_calibration=images)
+        segmenters = {
+            name: load(args.checkpoint, engine=name, device="cpu", flip=args.flip)
+            for name in ("torch-fp32", "torch-bf16", "onnx")
+        }
+        segmenters["onnx-int8"] = load(int8, flip=args.flip)
+        rows = compare_engines(segmenters, args.data, manifest=args.manifest)
+    table = markdown(rows)
+    cpu = cpu_features()
+    text = f"{args.checkpoint}, test split, flip {args.flip}, CPU: {cpu['model']}\n\n{table}\n"
+    print(text)
+    if args.out:
+        write_text(args.out, text)
+
+
+if __name__ == "__main__":
+    main()
