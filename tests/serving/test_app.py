@@ -217,6 +217,17 @@ def test_a_full_line_is_503_with_retry_after(
         assert client.post("/v1/segment", files=upload(photo)).status_code == 200
 
 
+def test_the_inference_thread_stops_with_the_app(segmenter: Segmenter) -> None:
+    def inference_threads() -> int:
+        return sum(t.name == "gcnseg-inference" for t in threading.enumerate())
+
+    before = inference_threads()
+    with TestClient(create_app(segmenter)) as client:
+        assert client.get("/healthz").status_code == 200
+        assert inference_threads() == before + 1
+    assert inference_threads() == before
+
+
 class FakeSegmenter:
     """Masks filled with each image's first pixel value, so answers can be told apart; the
     first call waits for `release`, so later jobs queue up behind it."""
