@@ -41,6 +41,7 @@ class SegmentationDataset(Dataset):
         transform: A.Compose,
         *,
         keep_original: bool = False,
+        keep_image: bool = False,
         seed: int = 0,
     ):
         if not samples:
@@ -48,6 +49,7 @@ class SegmentationDataset(Dataset):
         self.samples = samples
         self.transform = transform
         self.keep_original = keep_original
+        self.keep_image = keep_image  # eval items also carry the decoded image (for drawing)
         self.seed = seed
         self.epoch = 0
         self.skipped: set[str] = set()
@@ -117,6 +119,8 @@ class SegmentationDataset(Dataset):
         if self.keep_original:
             item["original_label"] = _tensor(label)
             item["letterbox"] = Letterbox.fit(*label.shape, out["image"].shape[0])
+            if self.keep_image:
+                item["original_image"] = image
         return item
 
 
@@ -151,6 +155,8 @@ def collate(items: list[dict]) -> dict:
     if errors or "original_label" in good[0]:  # errors come from eval datasets only
         batch["original_label"] = [it["original_label"] for it in good]
         batch["letterbox"] = [it["letterbox"] for it in good]
+        if any("original_image" in it for it in good):
+            batch["original_image"] = [it["original_image"] for it in good]
     batch["errors"] = errors
     return batch
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -42,7 +43,8 @@ class Evaluation:
     skipped: list[SkippedItem] = field(default_factory=list)
 
 
-OnImage = Callable[[int, Tensor, Tensor, ImageScore], None]
+# (index, prediction, label, scores, decoded image if the dataset keeps it): CPU tensors.
+OnImage = Callable[[int, Tensor, Tensor, ImageScore, "np.ndarray | None"], None]
 
 
 def evaluate(
@@ -53,8 +55,8 @@ def evaluate(
     strict: bool = False,
     on_image: OnImage | None = None,
 ) -> Evaluation:
-    """Metrics over the loader (summed across DDP ranks); `on_image(index, pred, label, score)`
-    is called once per scored image with CPU tensors, so callers never score an image twice."""
+    """Metrics over the loader (summed across DDP ranks); `on_image` is called once per scored
+    image, so callers never score (nor, with `keep_image`, decode) an image twice."""
     metrics: SegmentationMetrics | None = None
     loss_sum, loss_pixels = 0.0, 0.0
     results, skipped = [], []
@@ -73,13 +75,14 @@ def evaluate(
         )
         loss_pixels += float((labels != IGNORE_INDEX).sum())
         restored = segmenter.restore(logits, batch["letterbox"])
+        originals = batch.get("original_image", [None] * len(restored))
         for row, index in enumerate(batch["index"].tolist()):
             target = batch["original_label"][row].to(logits.device)
             pred = restored[row].argmax(0).to(torch.uint8)
             score = metrics.update(pred, target)
             results.append(ImageResult(index, score))
             if on_image is not None:
-                on_image(index, pred.cpu(), target.cpu(), score)
+                on_image(index, pred.cpu(), target.cpu(), score, originals[row])
     if metrics is None:
         metrics = SegmentationMetrics(len(segmenter.classes.names))
     totals = torch.tensor([loss_sum, loss_pixels], dtype=torch.float64)

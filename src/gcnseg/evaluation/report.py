@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gcnseg.classes import ClassSet
@@ -134,14 +135,18 @@ def run_test(
     segmenter = load(checkpoint, engine=engine, device=device, flip=flip, size=size)
     classes = segmenter.classes
     _check_classes(index.classes, classes, data_root, checkpoint, any_class_names)
-    dataset = SegmentationDataset(samples, eval_transform(segmenter.eval_size), keep_original=True)
+    transform = eval_transform(segmenter.eval_size)
+    dataset = SegmentationDataset(
+        samples, transform, keep_original=True, keep_image=draw_dir is not None
+    )
     eval_batch = segmenter.info.get("config", {}).get("data", {}).get("eval_batch_size", 4)
     loader = make_loader(dataset, batch_size=eval_batch, shuffle=False, workers=default_workers())
     worst_heap: list[tuple[float, int, torch.Tensor, torch.Tensor]] = []
 
-    def on_image(i: int, pred: torch.Tensor, label: torch.Tensor, score: ImageScore) -> None:
-        if draw_dir is not None:
-            image = read_image(samples[i].image)
+    def on_image(
+        i: int, pred: torch.Tensor, label: torch.Tensor, score: ImageScore, image: np.ndarray | None
+    ) -> None:
+        if image is not None:  # --draw: the loader kept the decoded image
             save_image(
                 draw_dir / f"{samples[i].name}.png",
                 panel(image, pred.numpy(), classes, truth=label.numpy()),
