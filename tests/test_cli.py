@@ -15,7 +15,7 @@ from gcnseg.cli import main
         (["train", "--config", "/nope.yaml"], "/nope.yaml"),
         (["test", "--checkpoint", "/nope.pt", "--data", "{tiny_pets}"], "/nope.pt"),
         (["predict", "/nope/*.jpg"], "/nope/*.jpg"),
-        (["train", "--model", "gcn_nope"], "gcn_nope"),
+        (["train", "--model", "gcn_nope", "--data", "{tiny_pets}"], "gcn_nope"),
     ],
 )
 def test_user_errors_are_one_line(argv: list[str], needle: str, tiny_pets, capsys) -> None:

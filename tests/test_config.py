@@ -63,7 +63,7 @@ def test_yaml_file(tmp_path) -> None:
         ("data.scale_max=0.2", "data.scale_max: 0.2 must be >= data.scale_min"),
         ("data.color_jitter=-1", "data.color_jitter"),
         ("data.max_side=0", "data.max_side"),
-        ("data.root=", "data.root"),
+        ("data.root=''", "data.root"),
         ("model.kernel_size=4", "model.kernel_size: 4 must be odd"),
         ("model.kernel_size=0", "model.kernel_size"),
         ("model.decoder_width=-4", "model.decoder_width: -4 must be >= 1"),

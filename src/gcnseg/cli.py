@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from gcnseg import __version__
 from gcnseg.errors import GcnsegError
+from gcnseg.logs import setup_logging
 
 # Argument types: a bad value is one line naming the flag, before any work starts.
 ONNX_OPSETS = range(13, 21)  # what the exporter and ONNX Runtime both handle for these models
@@ -127,7 +127,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE"
     )
-    train.add_argument("--data", help="dataset root (data.root)")
+    train.add_argument(
+        "--data", help="dataset folder (data.root); needed unless the config sets it"
+    )
     train.add_argument("--manifest", help="split manifest JSON (data.manifest)")
     train.add_argument("--model", help="model name (model.name); see `gcnseg models`")
     train.add_argument("--epochs", type=int)
@@ -136,6 +138,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--output", help="folder holding run folders (train.output)")
     train.add_argument("--name", help="run folder name (train.name)")
     train.add_argument("--backbone-weights", help="imagenet | random | PATH | URL")
+    train.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from a segmentation model: pets-default, a run folder or a checkpoint "
+        "(model.init; class-shaped layers restart when the class count differs)",
+    )
+    train.add_argument(
+        "--print-config", action="store_true", help="print the resolved config (YAML) and exit"
+    )
     train.add_argument(
         "--resume", type=Path, metavar="RUN_DIR", help="continue a run where it stopped"
     )
@@ -198,6 +209,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity")
     predict.add_argument("--masks", type=Path, help="folder of ground-truth masks for panels")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    predict.add_argument(
+        "--json", type=Path, dest="json_out", help="write a summary (counts, engine, skipped) here"
+    )
     predict.set_defaults(func=cmd_predict)
 
 
@@ -242,7 +256,12 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser(
         "demo", help="train, test and draw on the Oxford-IIIT Pet sample (CPU, minutes)"
     )
-    demo.add_argument("--data", type=Path, default=Path("../shared/data/oxford-pets-sample"))
+    demo.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="Oxford-IIIT Pet folder (make demo passes the sample)",
+    )
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
     demo.add_argument("--minutes", type=positive_float, default=8.0, help="training time budget")
     demo.add_argument(
@@ -305,15 +324,57 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gcnseg", description="Semantic segmentation with Global Convolutional Networks."
     )
     parser.add_argument("--version", action="version", version=f"gcnseg {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    _add_verbosity(parser, 0)
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_init(sub)
     _add_data(sub)
     _add_train(sub)
     _add_eval(sub)
     _add_tools(sub)
     _add_bench(sub)
     _add_serve(sub)
+    _verbosity_everywhere(parser)
     return parser
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=-1,
+        default=default,
+        help="warnings only: no progress bars, no INFO lines",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const=1,
+        default=default,
+        help="debug messages too",
+    )
+
+
+def _verbosity_everywhere(parser: argparse.ArgumentParser) -> None:
+    """-q/-v after any subcommand too (`gcnseg predict -q ...`); SUPPRESS as their default so a
+    subcommand without them keeps what was given before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_verbosity(child, argparse.SUPPRESS)
+                _verbosity_everywhere(child)
+
+
+def _add_init(sub: argparse._SubParsersAction) -> None:
+    init = sub.add_parser("init", help="write a starter training config for a dataset")
+    init.add_argument("data", type=Path, help="dataset folder")
+    init.add_argument("--out", type=Path, default=Path("gcnseg.yaml"), help="default: gcnseg.yaml")
+    init.add_argument("--force", action="store_true", help="replace an existing --out")
+    init.set_defaults(func=cmd_init)
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
@@ -357,6 +418,7 @@ def train_overrides(args: argparse.Namespace) -> list[str]:
         "data.manifest": args.manifest,
         "model.name": args.model,
         "model.backbone_weights": args.backbone_weights,
+        "model.init": args.init,
         "train.epochs": args.epochs,
         "train.device": args.device,
         "train.amp": args.amp,
@@ -371,7 +433,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         from gcnseg.training.launch import launch_torchrun
 
         return launch_torchrun(args.nproc, sys.argv[1:])
-    from gcnseg.config import load_config
+    import yaml
+
+    from gcnseg.config import DEFAULT_CONFIG, load_config
     from gcnseg.training.loop import train
 
     if args.resume:  # the run's own config, changed only by explicit --set / flags
@@ -380,6 +444,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "--config cannot be combined with --resume: a resumed run keeps its saved "
                 "config; change single settings with --set"
             )
+        if args.print_config:
+            config = load_config(args.resume / "config.yaml", train_overrides(args))
+            print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+            return 0
         run_dir = train(
             None,
             resume=args.resume,
@@ -387,10 +455,29 @@ def cmd_train(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
     else:
-        config = load_config(args.config or "pets_gcn_lite0", train_overrides(args))
+        config = load_config(args.config or DEFAULT_CONFIG, train_overrides(args))
+        if args.print_config:
+            print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+            return 0
         run_dir = train(config, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the job
         print(f"run folder: {run_dir}")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from gcnseg.config import starter_config
+    from gcnseg.data.layouts import index_dataset
+    from gcnseg.io.atomic import write_text
+
+    if args.out.exists() and not args.force:
+        raise GcnsegError(f"{args.out}: already exists; pass --force to replace it")
+    index = index_dataset(args.data)
+    write_text(args.out, starter_config(index.root.resolve(), index.classes, len(index.samples)))
+    print(
+        f"wrote {args.out} ({len(index.samples)} pairs, classes {', '.join(index.classes.names)})"
+    )
+    print(f"next: gcnseg train --config {args.out}")
     return 0
 
 
@@ -434,6 +521,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     skipped = f", {len(summary.skipped)} skipped" if summary.skipped else ""
     print(f"{summary.written} images segmented into {args.out} (engine {summary.engine}{skipped})")
+    if args.json_out is not None:
+        from gcnseg.io.atomic import write_json
+
+        write_json(
+            args.json_out,
+            {
+                "version": __version__,
+                "checkpoint": str(args.checkpoint),
+                "engine": summary.engine,
+                "out": str(args.out),
+                "written": summary.written,
+                "skipped": summary.skipped,
+            },
+        )
+        print(f"wrote {args.json_out}")
     return 0
 
 
@@ -502,7 +604,8 @@ OUTPUTS = {
         ("draw", "the overlays", True),
         ("out", "the confusion matrix and gallery", True),
     ],
-    "predict": [("out", "the predictions", True)],
+    "predict": [("out", "the predictions", True), ("json_out", "the JSON summary", False)],
+    "init": [("out", "the config", False)],
 }
 
 
@@ -525,9 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     except GcnsegError as exc:
         print(f"gcnseg: error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s"
-    )
+    setup_logging(args.verbosity)
     try:
         check_outputs(args)
         return args.func(args)

@@ -16,11 +16,16 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import yaml
 
 from gcnseg.errors import GcnsegError
+
+if TYPE_CHECKING:
+    from gcnseg.classes import ClassSet
+
+DEFAULT_CONFIG = "pets_gcn_lite0"  # what `gcnseg train` uses without --config
 
 
 def _matches(value: Any, annotation: Any) -> bool:
@@ -84,7 +89,7 @@ class _Section:
 @dataclass
 class DataConfig(_Section):
     SECTION: ClassVar[str] = "data"
-    root: str = "../shared/data/oxford-pets-sample"
+    root: str | None = None  # the dataset folder; configs carry none, `--data` gives it
     manifest: str | None = None  # JSON split manifest; made from the seed/fractions when absent
     test_fraction: float = 0.1
     val_fraction: float = 0.1
@@ -100,7 +105,7 @@ class DataConfig(_Section):
     workers: int | None = None  # None: one per spare core
 
     def check(self) -> None:
-        self.require("root", bool(self.root), "a dataset folder")
+        self.require("root", self.root is None or bool(self.root), "a dataset folder or none")
         self.require("manifest", self.manifest is None or bool(self.manifest), "a path or none")
         for key in ("test_fraction", "val_fraction"):
             self.require(key, 0 <= getattr(self, key) < 1, "in [0, 1)")
@@ -123,6 +128,9 @@ class ModelConfig(_Section):
     kernel_size: int | None = None  # None: the model's default (15; 1 for gcn_k1_*)
     decoder_width: int | None = None  # None: num_classes, as in the paper
     backbone_weights: str = "imagenet"  # "imagenet" (shipped offline), "random", or a path/URL
+    # A segmentation model to start from (packaged name, run folder, checkpoint or folder written
+    # by save_pretrained); replaces backbone_weights. See gcnseg.training.init.
+    init: str | None = None
     freeze_bn: bool = False
     freeze_stem: bool = False
 
@@ -134,6 +142,9 @@ class ModelConfig(_Section):
         self.require("decoder_width", w is None or w >= 1, ">= 1 or none")
         self.require(
             "backbone_weights", bool(self.backbone_weights), "imagenet, random, a path or a URL"
+        )
+        self.require(
+            "init", self.init is None or bool(self.init), "a model, run, checkpoint or none"
         )
 
 
@@ -343,3 +354,20 @@ def load_config(source: str | Path | None = None, overrides: list[str] | None = 
     """Defaults, then the YAML (a path or a shipped config name), then `section.key=value` overrides."""
     data = _read_yaml(source) if source else {}
     return config_from_dict(apply_overrides(data, list(overrides or [])))
+
+
+def starter_config(root: Path, classes: ClassSet, pairs: int) -> str:
+    """The YAML `gcnseg init DATA` writes: every setting of the default recipe (what `gcnseg
+    train --data DATA` would use), `data.root` set, and the data's classes named in the header
+    (they come from the data, not from the config)."""
+    cfg = load_config(DEFAULT_CONFIG)
+    cfg.data.root = str(root)
+    header = [
+        f"# gcnseg training config for {root}",
+        f"# {pairs} image/mask pairs; classes (from the data): {', '.join(classes.names)}",
+        "# Train with: gcnseg train --config THIS_FILE   (print the result: add --print-config)",
+        "# Small dataset? Start from a segmentation model: set model.init to pets-default and",
+        "# model.name to gcn_efficientnet_lite2 (its architecture).",
+        "",
+    ]
+    return "\n".join(header) + yaml.safe_dump(cfg.to_dict(), sort_keys=False)

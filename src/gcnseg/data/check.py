@@ -14,6 +14,7 @@ from gcnseg.data.images import EXTENSION_FORMATS, image_format, read_image, read
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.samples import Sample, unexpected_values
 from gcnseg.errors import GcnsegError
+from gcnseg.logs import progress_enabled
 
 
 @dataclass
@@ -110,7 +111,9 @@ def check_dataset(root: str | Path, *, progress: bool = True) -> CheckReport:
     )
     per_class: Counter[str] = Counter()
     widths, heights = [], []
-    for sample in tqdm(index.samples, desc="checking", disable=not progress, leave=False):
+    for sample in tqdm(
+        index.samples, desc="checking", disable=not (progress and progress_enabled()), leave=False
+    ):
         label = check_sample(sample, index.allowed_mask_values, report)
         if label is None:
             continue

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
+from gcnseg.errors import GcnsegError
 from gcnseg.models.backbones import get_backbone_spec
 from gcnseg.models.registry import create_model, list_models, model_entry
 
@@ -80,6 +81,12 @@ def model_rows(size: int, pattern: str = "*", num_classes: int = 3) -> list[dict
 
 
 def format_model_table(size: int, pattern: str = "*") -> str:
+    """The `gcnseg models` table; a pattern that matches nothing is a one-line error saying why."""
+    if not list_models(pattern):
+        raise GcnsegError(
+            f"no model matches {pattern!r}: gcnseg builds GCN models only, named gcn_<backbone> "
+            f"and gcn_k1_<backbone> ({', '.join(list_models())})"
+        )
     header = f"{'model':<28}{'params (M)':>11}{'decoder (k)':>12}{f'GFLOPs@{size}':>13}  pretrained offline"
     lines = [header, "-" * len(header)]
     for row in model_rows(size, pattern):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -122,7 +123,23 @@ def truncate_jsonl(path: Path, key: str, below: int) -> None:
     """Keep only records with record[key] < below (a resumed run rewrites what came after)."""
     if path.is_file():
         kept = [r for r in read_jsonl(path) if isinstance(r.get(key), int) and r[key] < below]
-        write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+        write_text(path, "".join(json_line(r) for r in kept))
+
+
+def json_line(record: dict) -> str:
+    """One strict JSON line: a NaN or infinite number (the IoU of a class absent from the
+    validation images) is written as null, which every JSON parser reads."""
+    return json.dumps(_finite(record), allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def append_jsonl(path: Path, records: list[dict]) -> None:
@@ -130,7 +147,7 @@ def append_jsonl(path: Path, records: list[dict]) -> None:
         return
     try:
         with path.open("a") as handle:
-            handle.writelines(json.dumps(r) + "\n" for r in records)
+            handle.writelines(json_line(r) for r in records)
     except OSError as exc:
         raise GcnsegError(
             f"{path}: could not be written ({exc.strerror or exc}); "

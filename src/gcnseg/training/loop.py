@@ -24,6 +24,7 @@ from gcnseg.evaluation.evaluate import Evaluation, evaluate
 from gcnseg.evaluation.metrics import confusion_matrix, summarize
 from gcnseg.inference.engines import TorchEngine
 from gcnseg.inference.segmenter import Segmenter
+from gcnseg.logs import progress_enabled
 from gcnseg.runtime import autocast, prepare_images
 from gcnseg.training.checkpoints import append_jsonl, check_run_dir, load_resume_state
 from gcnseg.training.distributed import (
@@ -150,7 +151,7 @@ def train_one_epoch(run: Run, loader) -> dict:
     pbar = tqdm(
         total=run.steps_per_epoch - progress.step_in_epoch,
         desc=f"epoch {progress.epoch + 1}/{run.cfg.train.epochs}",
-        disable=not run.bar,
+        disable=not (run.bar and progress_enabled()),
     )
     tic = mark = time.monotonic()
     images = 0

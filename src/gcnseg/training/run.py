@@ -40,6 +40,7 @@ from gcnseg.training.checkpoints import (
     truncate_jsonl,
 )
 from gcnseg.training.distributed import DistInfo, ShardSampler
+from gcnseg.training.init import apply_init
 from gcnseg.training.interrupts import Interrupts
 from gcnseg.training.losses import SegmentationLoss
 from gcnseg.training.schedule import LRSchedule
@@ -124,6 +125,10 @@ def make_run_dir(cfg: Config) -> Path:
 
 def check_settings(cfg: Config, *, resuming: bool) -> torch.device:
     """Refusals that need no data and no model, so they come before anything heavy is built."""
+    if not cfg.data.root:
+        raise GcnsegError(
+            "no dataset: pass --data DATA (a dataset folder) or set data.root in the config"
+        )
     entry = model_entry(cfg.model.name)
     device = resolve_device(cfg.train.device)
     if cfg.train.amp == "fp16" and device.type != "cuda":
@@ -131,6 +136,7 @@ def check_settings(cfg: Config, *, resuming: bool) -> torch.device:
     weights = cfg.model.backbone_weights
     if (
         not resuming
+        and cfg.model.init is None
         and weights == "imagenet"
         and get_backbone_spec(entry.backbone).offline_weights() is None
     ):
@@ -249,7 +255,10 @@ def setup_run(
     num_classes = len(classes.names)
 
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg, num_classes, backbone_weights="random" if state else None)
+    from_weights = state is not None or cfg.model.init is not None  # loaded over it below
+    model = build_model(cfg, num_classes, backbone_weights="random" if from_weights else None)
+    if state is None and cfg.model.init is not None:
+        apply_init(model, cfg, classes, cfg.model.init)
     if cfg.train.sync_bn and info.enabled:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)

@@ -1,0 +1,88 @@
+"""`--init`: start training from a segmentation model's weights instead of ImageNet's.
+
+For a small dataset a model that already segments (pets-default knows fur, ears and outlines)
+is a far better start than a classifier. Every weight is copied, except those whose shape
+depends on the number of classes when the new data has another count:
+
+- `classifier.*`: the 1×1 class-score conv a decoder wider than the class count ends with;
+- `decoder.*` when the decoder carries class scores throughout (`model.decoder_width` unset,
+  the paper's design and pets-default's): every GCN block's convs (their output is one channel
+  per class) and every Boundary Refinement conv (C → C) are then class-shaped.
+
+Those start as a fresh model's (seeded by `train.seed`); the backbone, and any decoder whose
+width does not follow the class count, keeps the source's weights and BatchNorm statistics.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from torch import nn
+
+from gcnseg.classes import ClassSet
+from gcnseg.config import Config
+from gcnseg.errors import GcnsegError
+
+log = logging.getLogger(__name__)
+
+
+def read_init(source: str) -> tuple[dict[str, Any], dict, ClassSet]:
+    """(state dict, config dict, classes) of a packaged model, run folder, checkpoint or a folder
+    written by `save_pretrained`; read through the Segmenter's loader, so every source it takes
+    (and every way one is broken) behaves the same."""
+    from gcnseg.inference.segmenter import load
+
+    segmenter = load(source, engine="torch-fp32", device="cpu")
+    if segmenter.model is None:
+        raise GcnsegError(f"--init {source}: an ONNX file holds no trainable weights")
+    config = segmenter.info.get("config") or {}
+    return segmenter.model.state_dict(), config, segmenter.classes
+
+
+def class_dependent(key: str, width_follows_classes: bool) -> bool:
+    """Whether parameter `key` of a GCN model is shaped by the number of classes."""
+    return key.startswith("classifier.") or (width_follows_classes and key.startswith("decoder."))
+
+
+def apply_init(model: nn.Module, cfg: Config, classes: ClassSet, source: str) -> list[str]:
+    """Copy `source`'s weights into `model` (built from `cfg` for `classes`); return the keys
+    left as initialised because the class count differs. Another model is one line."""
+    state, config, source_classes = read_init(source)
+    model_cfg = config.get("model", {})
+    source_name = model_cfg.get("name")
+    if source_name != cfg.model.name:
+        raise GcnsegError(
+            f"--init {source} is a {source_name} model but this run trains {cfg.model.name}; "
+            f"pass --model {source_name} (or a config for it)"
+        )
+    ours = model.state_dict()
+    same_count = len(source_classes.names) == len(classes.names)
+    tied = cfg.model.decoder_width is None or model_cfg.get("decoder_width") is None
+    fresh = [] if same_count else [k for k in ours if class_dependent(k, tied)]
+    copied = {}
+    for key, value in ours.items():
+        if key in fresh:
+            continue
+        theirs = state.get(key)
+        if theirs is None or theirs.shape != value.shape:
+            found = "missing" if theirs is None else f"shaped {tuple(theirs.shape)}"
+            raise GcnsegError(
+                f"--init {source}: {key} is {found} there but {tuple(value.shape)} here; "
+                "model.kernel_size or model.decoder_width differ from the source's"
+            )
+        copied[key] = theirs.to(value.dtype)
+    model.load_state_dict(copied, strict=False)
+    if fresh:
+        log.info(
+            "--init %s: %d tensors copied; %d re-initialised (classifier and class-shaped decoder: "
+            "%d classes there, %d here)",
+            source,
+            len(copied),
+            len(fresh),
+            len(source_classes.names),
+            len(classes.names),
+        )
+    else:
+        log.info("--init %s: all %d tensors copied", source, len(copied))
+    return fresh
