@@ -52,6 +52,8 @@ def serve(
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         log_config=None,  # keep gcnseg's logging set-up; uvicorn's loggers propagate to it
     )
+    # Its start-up, access and shutdown lines at gcnseg's verbosity (-q: warnings only).
+    logging.getLogger("uvicorn").setLevel(logging.getLogger("gcnseg").getEffectiveLevel())
     shown = f"[{host}]" if ":" in host else host
     log.info(
         "serving %s (engine %s) on http://%s:%d",
