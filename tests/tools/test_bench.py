@@ -101,3 +101,22 @@ def test_cli_bench_errors_are_one_line(capsys) -> None:
     )
     assert main(["bench", "--models", "gcn_k1_resnet18", "--num-classes", "0"]) == 2
     assert "--num-classes" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_exported_engine_modes_time_each_engine(tmp_path) -> None:
+    """onnx-int8 quantises its own export; openvino runs the ONNX file (when installed)."""
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    modes = ["onnx", "onnx-int8"]
+    try:
+        import openvino  # noqa: F401
+
+        modes.append("openvino")
+    except ImportError:
+        pass
+    settings = Settings(batch_size=2, repeats=1, warmup=0, threads=1)
+    rows = run_bench(["gcn_efficientnet_lite0"], [64], modes, settings)
+    assert [r["mode"] for r in rows] == modes
+    for row in rows:
+        assert "error" not in row, row
+        assert row["img_per_s"] > 0 and row["peak_rss_mib"] > 0

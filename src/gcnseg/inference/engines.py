@@ -5,6 +5,7 @@ float32 logits (N, C, S, S) on the CPU, so the Segmenter above them is the same 
   (AVX-512 BF16 or AMX: detected, never assumed; emulated bf16 is about 10x slower).
 - `onnx`: ONNX Runtime on an export of the same weights (exported once, cached by content hash).
 - `onnx-int8`: ONNX Runtime on a statically quantised export (`gcnseg export --int8`).
+- `openvino`: OpenVINO on the same ONNX export (optional extra), bf16 where the CPU has it.
 
 `auto` picks the fastest engine that is installed and accurate on this machine (see `choose`).
 """
@@ -98,6 +99,30 @@ class OnnxEngine:
         return torch.from_numpy(logits)
 
 
+class OpenVinoEngine:
+    """OpenVINO's CPU plugin on an ONNX export; bf16 inference where the CPU computes it natively."""
+
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+        try:
+            import openvino
+        except ImportError:
+            raise GcnsegError("openvino is not installed: pip install gcnseg[openvino]") from None
+        precision = "bf16" if native_bf16() else "f32"
+        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.model = openvino.Core().compile_model(str(path), "CPU", config)
+        self.request = self.model.create_infer_request()
+        self.name = f"openvino-{precision}"
+
+    def __call__(self, images: Tensor) -> Tensor:
+        batch = images.detach().cpu()
+        if batch.dtype == torch.uint8:
+            batch = batch.float().div_(255)
+        result = self.request.infer({0: np.ascontiguousarray(batch.numpy())})
+        return torch.from_numpy(np.array(result[self.model.output(0)]))
+
+
 def import_onnxruntime() -> ModuleType:
     try:
         import onnxruntime
@@ -168,6 +193,8 @@ def build(
         return OnnxEngine(onnx_path, name=name)
     if name == "onnx":
         return OnnxEngine(onnx_path or cached_export(model, classes, model_name), name=name)
+    if name == "openvino":
+        return OpenVinoEngine(onnx_path or cached_export(model, classes, model_name))
     raise GcnsegError(f"unknown engine {name!r}")
 
 

@@ -26,7 +26,11 @@ class Mode:
     train: bool = False
     channels_last: bool = False
     bf16: bool = False
-    onnx: bool = False
+    engine: str | None = None  # an engine over an ONNX export (gcnseg.inference.engines)
+
+    @property
+    def onnx(self) -> bool:
+        return self.engine is not None
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ MODES = {
     "infer-fp32": Mode(),
     "infer-cl": Mode(channels_last=True),
     "infer-bf16": Mode(channels_last=True, bf16=True),
-    "onnx": Mode(onnx=True),
+    "onnx": Mode(engine="onnx"),
+    "onnx-int8": Mode(engine="onnx-int8"),  # calibrated on random images: for speed only
+    "openvino": Mode(engine="openvino"),
 }
 TORCH_MODES = tuple(name for name, mode in MODES.items() if not mode.onnx)

@@ -89,15 +89,19 @@ def _time_torch(
 
 
 def _time_onnx(spec: dict[str, Any], size: int, batch: int) -> tuple[list[float], list[float]]:
-    from gcnseg.inference.engines import OnnxEngine
+    from gcnseg.inference.engines import OnnxEngine, OpenVinoEngine
 
-    segmenter = OnnxEngine(spec["onnx_path"], threads=spec["threads"] or torch.get_num_threads())
+    threads = spec["threads"] or torch.get_num_threads()
+    if MODES[spec["mode"]].engine == "openvino":
+        engine = OpenVinoEngine(Path(spec["onnx_path"]), threads=threads)
+    else:
+        engine = OnnxEngine(spec["onnx_path"], threads=threads)
     images = torch.rand(batch, 3, size, size)
-    throughput = timed(lambda: segmenter(images), spec["warmup"], spec["repeats"])
+    throughput = timed(lambda: engine(images), spec["warmup"], spec["repeats"])
     if batch == 1:
         return throughput, throughput
     single = images[:1].clone()
-    return throughput, timed(lambda: segmenter(single), spec["warmup"], spec["repeats"])
+    return throughput, timed(lambda: engine(single), spec["warmup"], spec["repeats"])
 
 
 def torch_step(
