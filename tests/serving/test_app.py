@@ -217,6 +217,27 @@ def test_a_full_line_is_503_with_retry_after(
         assert client.post("/v1/segment", files=upload(photo)).status_code == 200
 
 
+def test_a_crash_is_a_json_500_and_the_server_goes_on(
+    segmenter: Segmenter, photo: Photo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_predict = segmenter.predict
+    calls: list[int] = []
+
+    def predict_once_broken(images: list) -> list:
+        calls.append(len(images))
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real_predict(images)
+
+    monkeypatch.setattr(segmenter, "predict", predict_once_broken)
+    app = create_app(segmenter)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        crashed = client.post("/v1/segment", files=upload(photo))
+        assert crashed.status_code == 500
+        assert crashed.json()["detail"].startswith("internal error (RuntimeError)")
+        assert client.post("/v1/segment", files=upload(photo)).status_code == 200
+
+
 def test_the_inference_thread_stops_with_the_app(segmenter: Segmenter) -> None:
     def inference_threads() -> int:
         return sum(t.name == "gcnseg-inference" for t in threading.enumerate())

@@ -334,7 +334,7 @@ def create_app(segmenter: Segmenter, settings: Settings | None = None) -> FastAP
         name=API_KEY_HEADER, auto_error=False, description="needed when serve has --api-key"
     )
 
-    def check_key(key: Annotated[str | None, Security(api_key)]) -> None:
+    async def check_key(key: Annotated[str | None, Security(api_key)]) -> None:
         expected = settings.api_key
         if expected is not None and not hmac.compare_digest(
             (key or "").encode(), expected.encode()
@@ -425,6 +425,11 @@ def create_app(segmenter: Segmenter, settings: Settings | None = None) -> FastAP
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return error(exc.status_code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not the upload's fault: JSON like every error; uvicorn logs the traceback.
+        return error(500, f"internal error ({type(exc).__name__}); the server log has the details")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
