@@ -73,7 +73,7 @@ def test_other_model_or_shape_is_one_line() -> None:
     with pytest.raises(GcnsegError, match="is a gcn_efficientnet_lite2 model but this run trains"):
         apply_init(model, cfg, _names(3), "pets-default")
     cfg, model = _model(3, "model.kernel_size=7")
-    with pytest.raises(GcnsegError, match="kernel_size or model.decoder_width differ"):
+    with pytest.raises(GcnsegError, match=r"kernel_size or model\.decoder_width differ"):
         apply_init(model, cfg, _names(3), "pets-default")
 
 

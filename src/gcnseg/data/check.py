@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gcnseg.classes import IGNORE_INDEX
-from gcnseg.data.images import EXTENSION_FORMATS, image_format, read_image, read_mask
+from gcnseg.data.images import EXTENSION_FORMATS, UnknownColor, image_format, read_image
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.samples import Sample, unexpected_values
 from gcnseg.errors import GcnsegError
@@ -76,7 +76,10 @@ def check_sample(sample: Sample, allowed: frozenset[int], report: CheckReport) -
         report.wrong_format.append(f"{sample.image}: {actual} content named {sample.image.suffix}")
     try:
         image = read_image(sample.image)
-        raw_mask = read_mask(sample.mask)
+        raw_mask = sample.read_raw()
+    except UnknownColor as exc:
+        report.bad_mask_values.append(str(exc))
+        return None
     except GcnsegError as exc:
         report.unreadable.append(str(exc))
         return None

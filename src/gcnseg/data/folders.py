@@ -1,4 +1,10 @@
-"""The plain layout: images/ + masks/ (one channel, pixel = class index) + classes.yaml."""
+"""The plain layout: images/ + masks/ + classes.yaml.
+
+Masks hold one class index per pixel (grey or palette PNGs; 255 = ignore) or, when classes.yaml
+lists `colors`, may be RGB pictures painted in those colours. Subfolders are followed: a pair is
+matched by its path under images/ and masks/ without the extension (images/cats/tom.jpg with
+masks/cats/tom.png), and `cats/tom` is the sample's name.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from gcnseg.classes import IGNORE_INDEX, ClassSet
-from gcnseg.data.samples import DatasetIndex, Sample, files_by_stem, unpaired
+from gcnseg.data.samples import DatasetIndex, Sample, files_by_relpath, unpaired
 from gcnseg.errors import GcnsegError
 
 CLASS_FILES = ("classes.yaml", "classes.yml", "classes.json")
@@ -19,12 +25,18 @@ def is_folders_layout(root: Path) -> bool:
 
 def load_classes(root: Path) -> ClassSet:
     """The class set of an images/ + masks/ root; any problem is one line naming the file."""
+    return _class_file(root)[0]
+
+
+def _class_file(root: Path) -> tuple[ClassSet, bool]:
+    """The class set, and whether the file lists colours (then RGB masks are read through them)."""
     for filename in CLASS_FILES:
         path = root / filename
         if path.is_file():
             try:
                 data = yaml.safe_load(path.read_text(encoding="utf-8"))  # a superset of JSON
-                return ClassSet.from_dict(data)
+                classes = ClassSet.from_dict(data)
+                return classes, isinstance(data, dict) and data.get("colors") is not None
             except UnicodeDecodeError:
                 raise GcnsegError(f"{path}: not a UTF-8 text file") from None
             except yaml.YAMLError as exc:
@@ -40,14 +52,15 @@ def load_classes(root: Path) -> ClassSet:
 
 
 def index_folders(root: Path) -> DatasetIndex:
-    classes = load_classes(root)
-    images, strays = files_by_stem(root / "images")
-    masks, mask_strays = files_by_stem(root / "masks")
+    classes, listed_colors = _class_file(root)
+    colors = classes.colors if listed_colors else None
+    images, strays = files_by_relpath(root / "images")
+    masks, mask_strays = files_by_relpath(root / "masks")
     allowed = frozenset(range(len(classes.names))) | {IGNORE_INDEX}
     samples = [
-        Sample(stem, image, masks[stem], "all", allowed=allowed)
-        for stem, image in images.items()
-        if stem in masks
+        Sample(key, image, masks[key], "all", allowed=allowed, colors=colors)
+        for key, image in images.items()
+        if key in masks
     ]
     return DatasetIndex(
         root=root,

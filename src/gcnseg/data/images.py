@@ -144,14 +144,31 @@ def decode_image(data: bytes, name: str, formats: Collection[str] = ()) -> np.nd
     return to_rgb(_load(image, Path(name)))
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """Decode a single-channel mask (class index per pixel, or an Oxford trimap) to HxW uint8."""
+Color = tuple[int, int, int]
+
+
+class UnknownColor(GcnsegError):
+    """An RGB mask holds a colour that is no class's colour."""
+
+
+def read_mask(path: str | Path, colors: tuple[Color, ...] | None = None) -> np.ndarray:
+    """Decode a mask to HxW uint8: a single-channel one (class index per pixel, a palette PNG's
+    indices, or an Oxford trimap) as it is; an RGB one through `colors` (class i painted in
+    colors[i]), when the dataset lists its class colours."""
     path = Path(path)
     image = _open(path)
+    if image.mode == "RGB" and colors is not None:
+        return colors_to_indices(np.asarray(image), colors, path)
     if len(image.getbands()) != 1:  # RGB, RGBA, LA (grey + alpha), CMYK, ...
+        hint = (
+            "; for RGB colour masks list the class colours in classes.yaml "
+            "(colors: [[0, 0, 0], [255, 0, 0], ...])"
+            if image.mode == "RGB"
+            else ""
+        )
         raise GcnsegError(
             f"{path}: mask must be single-channel (class index per pixel), got {image.mode} "
-            f"with {len(image.getbands())} channels"
+            f"with {len(image.getbands())} channels{hint}"
         )
     values = np.array(image)  # a writable copy: labels become tensors
     if values.dtype != np.uint8:
@@ -159,3 +176,31 @@ def read_mask(path: str | Path) -> np.ndarray:
             raise GcnsegError(f"{path}: mask values above 255 (max {values.max()})")
         values = values.astype(np.uint8)
     return values
+
+
+def colors_to_indices(rgb: np.ndarray, colors: tuple[Color, ...], path: Path) -> np.ndarray:
+    """HxW class indices of an HxWx3 colour mask; a colour no class has is one line naming it
+    (a JPEG-saved mask, whose edges blur into new colours, is the usual cause)."""
+    table: dict[int, int] = {}
+    for index, (r, g, b) in enumerate(colors):
+        key = (r << 16) | (g << 8) | b
+        if key in table:
+            raise GcnsegError(
+                f"{path}: classes {table[key]} and {index} share the colour {(r, g, b)}; "
+                "RGB masks need one colour per class"
+            )
+        table[key] = index
+    keys = (
+        (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    )
+    found, inverse = np.unique(keys, return_inverse=True)
+    unknown = [int(k) for k in found if int(k) not in table]
+    if unknown:
+        first = unknown[0]
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise UnknownColor(
+            f"{path}: colour {(first >> 16, (first >> 8) & 255, first & 255)} is no class's "
+            f"colour in classes.yaml{more}; save masks losslessly (PNG) in the listed colours"
+        )
+    lut = np.array([table[int(k)] for k in found], np.uint8)
+    return lut[inverse].reshape(keys.shape)

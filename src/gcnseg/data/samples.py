@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from gcnseg.classes import ClassSet
-from gcnseg.data.images import IMAGE_EXTENSIONS, read_mask
+from gcnseg.data.images import IMAGE_EXTENSIONS, Color, read_mask
 from gcnseg.errors import GcnsegError
 
 
@@ -30,10 +30,15 @@ class Sample:
     group: str
     decoder: Callable[[np.ndarray], np.ndarray] | None = None
     allowed: frozenset[int] | None = None
+    colors: tuple[Color, ...] | None = None  # class colours of RGB masks, when the data lists them
+
+    def read_raw(self) -> np.ndarray:
+        """The stored mask as HxW uint8 (an RGB mask mapped through `colors`), not yet checked."""
+        return read_mask(self.mask, self.colors)
 
     def load_label(self) -> np.ndarray:
         """HxW uint8 class indices, 255 where the pixel is ignored; GcnsegError for a bad mask."""
-        raw = read_mask(self.mask)
+        raw = self.read_raw()
         if self.allowed is not None:
             unexpected = unexpected_values(raw, self.allowed)
             if unexpected:
@@ -78,6 +83,22 @@ def files_by_stem(folder: Path) -> tuple[dict[str, Path], list[Path]]:
         else:
             strays.append(path)
     return by_stem, strays
+
+
+def files_by_relpath(folder: Path) -> tuple[dict[str, Path], list[Path]]:
+    """Like `files_by_stem`, through subfolders too: keyed by the path relative to `folder`
+    without its extension (`cats/tom`), so images/cats/tom.jpg pairs with masks/cats/tom.png."""
+    by_key: dict[str, Path] = {}
+    strays = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts) or path.is_dir():
+            continue
+        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+            by_key[relative.with_suffix("").as_posix()] = path
+        else:
+            strays.append(path)
+    return by_key, strays
 
 
 def unpaired(images: dict[str, Path], masks: dict[str, Path]) -> dict[str, list[Path]]:

@@ -1,0 +1,103 @@
+"""The Pascal VOC layout, read as it is unpacked (VOCdevkit/VOC2012 or VOC2007):
+
+    JPEGImages/*.jpg                   photos (most have no segmentation mask: detection only)
+    SegmentationClass/*.png            palette PNGs: pixel = class index 0-20, 255 = ignore (borders)
+    ImageSets/Segmentation/train.txt   the official split lists (val.txt too)
+
+VOC's test masks are not public, so its val.txt is the test split here and validation is a seeded
+part of train.txt, as papers report VOC val.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gcnseg.classes import IGNORE_INDEX, ClassSet
+from gcnseg.data.samples import DatasetIndex, Sample, files_by_stem
+from gcnseg.errors import GcnsegError
+
+VOC_NAMES = (
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
+SPLITS_DIR = Path("ImageSets") / "Segmentation"
+
+
+def voc_colors(n: int = len(VOC_NAMES)) -> tuple[tuple[int, int, int], ...]:
+    """VOC's palette: the bits of the class index spread over R, G and B (class 1 = (128, 0, 0))."""
+    colors = []
+    for index in range(n):
+        r = g = b = 0
+        value = index
+        for shift in range(7, -1, -1):
+            r |= (value & 1) << shift
+            g |= ((value >> 1) & 1) << shift
+            b |= ((value >> 2) & 1) << shift
+            value >>= 3
+        colors.append((r, g, b))
+    return tuple(colors)
+
+
+VOC_CLASSES = ClassSet(VOC_NAMES, voc_colors())
+
+
+def is_voc_layout(root: Path) -> bool:
+    return (root / "JPEGImages").is_dir() and (root / "SegmentationClass").is_dir()
+
+
+def read_split_list(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise GcnsegError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise GcnsegError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return [line.split()[0] for line in text.splitlines() if line.strip()]
+
+
+def index_voc(root: Path) -> DatasetIndex:
+    """Pairs for every SegmentationClass mask; photos without one are not listed as problems."""
+    images, strays = files_by_stem(root / "JPEGImages")
+    masks, mask_strays = files_by_stem(root / "SegmentationClass")
+    allowed = frozenset(range(len(VOC_NAMES))) | {IGNORE_INDEX}
+    samples = [
+        Sample(stem, images[stem], mask, "all", allowed=allowed, colors=VOC_CLASSES.colors)
+        for stem, mask in masks.items()
+        if stem in images
+    ]
+    official = {}
+    lists = root / SPLITS_DIR
+    if (lists / "train.txt").is_file() and (lists / "val.txt").is_file():
+        official = {
+            "trainval": read_split_list(lists / "train.txt"),
+            "test": read_split_list(lists / "val.txt"),
+        }
+    return DatasetIndex(
+        root=root,
+        layout="voc",
+        classes=VOC_CLASSES,
+        samples=samples,
+        allowed_mask_values=allowed,
+        strays=strays + mask_strays,
+        official_splits=official,
+        masks_without_image=[p for s, p in masks.items() if s not in images],
+    )
