@@ -23,9 +23,9 @@ TINY = [*TINY_TRAINING, *TWO_STEPS, "data.batch_size=2"]
 
 
 @pytest.fixture(scope="module")
-def manifest(pets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """6 real images: train 4 (2 steps of 2), val 1, test 1."""
-    index = index_dataset(pets_root)
+def manifest(tiny_pets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 generated images spread over the breeds: train 4 (2 steps of 2), val 1, test 1."""
+    index = index_dataset(tiny_pets)
     names = sorted(s.name for s in index.samples)
     picked = names[:: max(1, len(names) // 6)][:6]
     split = make_split(index)
@@ -56,8 +56,8 @@ def _config(root: Path, manifest: Path, output: Path, amp: str):
     )
 
 
-def test_bf16_autocast_trains_on_cpu(pets_root: Path, manifest: Path, tmp_path: Path) -> None:
-    run_dir = train(_config(pets_root, manifest, tmp_path, "bf16"), progress_bar=False)
+def test_bf16_autocast_trains_on_cpu(tiny_pets: Path, manifest: Path, tmp_path: Path) -> None:
+    run_dir = train(_config(tiny_pets, manifest, tmp_path, "bf16"), progress_bar=False)
     steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps] == [1, 2]
     assert all(math.isfinite(s["loss"]) and s["loss"] > 0 for s in steps), steps
@@ -72,7 +72,7 @@ def test_bf16_autocast_trains_on_cpu(pets_root: Path, manifest: Path, tmp_path: 
     )
 
 
-def test_fp16_on_cpu_is_a_clear_error(pets_root: Path, manifest: Path, tmp_path: Path) -> None:
+def test_fp16_on_cpu_is_a_clear_error(tiny_pets: Path, manifest: Path, tmp_path: Path) -> None:
     with pytest.raises(GcnsegError, match=r"fp16 needs a CUDA GPU.*bf16"):
-        train(_config(pets_root, manifest, tmp_path, "fp16"), progress_bar=False)
+        train(_config(tiny_pets, manifest, tmp_path, "fp16"), progress_bar=False)
     assert not (tmp_path / "run" / "steps.jsonl").exists()

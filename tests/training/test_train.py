@@ -1,4 +1,4 @@
-"""End to end on real sample images: train, resume exactly, test, predict, checkpoint round trip."""
+"""End to end on generated pet images: train, resume exactly, test, predict, checkpoint round trip."""
 
 from __future__ import annotations
 
@@ -21,11 +21,6 @@ from gcnseg.training import loop as train_module
 from gcnseg.training.loop import train
 from smoke import TINY_TRAINING
 
-PETS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "oxford-pets-sample"
-pytestmark = pytest.mark.skipif(
-    not PETS.is_dir(), reason=f"Oxford-IIIT Pet sample not found at {PETS}"
-)
-
 TINY = [
     *TINY_TRAINING,
     "data.batch_size=2",
@@ -36,8 +31,8 @@ TINY = [
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory) -> Path:
-    names = sorted(s.name for s in index_dataset(PETS).samples)
+def manifest(tiny_pets: Path, tmp_path_factory) -> Path:
+    names = sorted(s.name for s in index_dataset(tiny_pets).samples)
     cats, dogs = [n for n in names if n[0].isupper()], [n for n in names if n[0].islower()]
     path = tmp_path_factory.mktemp("split") / "manifest.json"
     save_manifest(
@@ -53,10 +48,10 @@ def manifest(tmp_path_factory) -> Path:
     return path
 
 
-def _config(manifest: Path, out: Path, name: str, *extra: str):
+def _config(root: Path, manifest: Path, out: Path, name: str, *extra: str):
     overrides = [
         *TINY,
-        f"data.root={PETS}",
+        f"data.root={root}",
         f"data.manifest={manifest}",
         f"train.output={out}",
         f"train.name={name}",
@@ -65,9 +60,9 @@ def _config(manifest: Path, out: Path, name: str, *extra: str):
 
 
 @pytest.fixture(scope="module")
-def trained_run(manifest: Path, tmp_path_factory) -> Path:
+def trained_run(tiny_pets: Path, manifest: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs")
-    return train(_config(manifest, out, "full", "train.epochs=2"), progress_bar=False)
+    return train(_config(tiny_pets, manifest, out, "full", "train.epochs=2"), progress_bar=False)
 
 
 def test_run_folder_holds_everything(trained_run: Path) -> None:
@@ -102,7 +97,7 @@ def test_checkpoint_round_trip(trained_run: Path) -> None:
 
 
 def test_interrupted_run_resumes_to_identical_weights(
-    manifest: Path, trained_run: Path, tmp_path, monkeypatch
+    tiny_pets: Path, manifest: Path, trained_run: Path, tmp_path, monkeypatch
 ) -> None:
     real_step = train_module._train_step
     calls = {"n": 0}
@@ -115,7 +110,7 @@ def test_interrupted_run_resumes_to_identical_weights(
 
     monkeypatch.setattr(train_module, "_train_step", interrupt_mid_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train(_config(manifest, tmp_path, "cut", "train.epochs=2"), progress_bar=False)
+        train(_config(tiny_pets, manifest, tmp_path, "cut", "train.epochs=2"), progress_bar=False)
     saved = load_checkpoint(tmp_path / "cut" / "last.pt")["progress"]
     assert (saved["epoch"], saved["step_in_epoch"]) == (1, 1)
     monkeypatch.setattr(train_module, "_train_step", real_step)
@@ -131,9 +126,15 @@ def test_interrupted_run_resumes_to_identical_weights(
     assert epochs == [0, 1]
 
 
-def test_non_finite_loss_stops_with_a_checkpoint(manifest: Path, tmp_path) -> None:
+def test_non_finite_loss_stops_with_a_checkpoint(tiny_pets: Path, manifest: Path, tmp_path) -> None:
     cfg = _config(
-        manifest, tmp_path, "nan", "train.epochs=1", "optim.lr=1e30", "optim.grad_clip=none"
+        tiny_pets,
+        manifest,
+        tmp_path,
+        "nan",
+        "train.epochs=1",
+        "optim.lr=1e30",
+        "optim.grad_clip=none",
     )
     with pytest.raises(GcnsegError, match="loss became"):
         train(cfg, progress_bar=False)
@@ -142,17 +143,17 @@ def test_non_finite_loss_stops_with_a_checkpoint(manifest: Path, tmp_path) -> No
 
 
 def test_test_command_reports_at_original_resolution(
-    trained_run: Path, manifest: Path, tmp_path
+    trained_run: Path, tiny_pets: Path, manifest: Path, tmp_path
 ) -> None:
     report = run_test(
-        str(trained_run), PETS, manifest=manifest, split="test", json_out=tmp_path / "r.json", worst=2,
+        str(trained_run), tiny_pets, manifest=manifest, split="test", json_out=tmp_path / "r.json", worst=2,
         draw_dir=tmp_path / "draw",
     )  # fmt: skip
     data = json.loads((tmp_path / "r.json").read_text())
     names = json.loads(manifest.read_text())["splits"]["test"]
     total = 0
     for name in names:
-        trimap = np.asarray(Image.open(PETS / "annotations" / "trimaps" / f"{name}.png"))
+        trimap = np.asarray(Image.open(tiny_pets / "annotations" / "trimaps" / f"{name}.png"))
         total += int((trimap != 3).sum())
     assert sum(map(sum, data["confusion_matrix"])) == total  # every non-border pixel, at full size
     assert report.scored == report.listed == 4 and set(data["per_image"]) == set(names)
@@ -161,11 +162,9 @@ def test_test_command_reports_at_original_resolution(
     assert "mean image accuracy" in report.format()
 
 
-def _write_odd_inputs(folder: Path) -> list[Path]:
+def _write_odd_inputs(photo: Path, folder: Path) -> list[Path]:
     folder.mkdir()
-    rgb = np.asarray(
-        Image.open(PETS / "images" / "Abyssinian_10.jpg").convert("RGB").resize((90, 70))
-    )
+    rgb = np.asarray(Image.open(photo).convert("RGB").resize((90, 70)))
     paths = {
         "grey.png": Image.fromarray(rgb[..., 0]),
         "rgba.png": Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])),
@@ -180,8 +179,10 @@ def _write_odd_inputs(folder: Path) -> list[Path]:
     return sorted(folder.iterdir())
 
 
-def test_predict_odd_formats_and_skips_unreadable(trained_run: Path, tmp_path) -> None:
-    inputs = _write_odd_inputs(tmp_path / "in")
+def test_predict_odd_formats_and_skips_unreadable(
+    trained_run: Path, tiny_pets: Path, tmp_path
+) -> None:
+    inputs = _write_odd_inputs(tiny_pets / "images" / "Abyssinian_1.jpg", tmp_path / "in")
     out = tmp_path / "out"
     summary = predict_files(
         [str(tmp_path / "in")], checkpoint=str(trained_run), out_dir=out, device="cpu"
@@ -198,12 +199,14 @@ def test_predict_odd_formats_and_skips_unreadable(trained_run: Path, tmp_path) -
         assert (out / f"{path.stem}_overlay.jpg").is_file()
 
 
-def test_predict_draws_a_panel_when_ground_truth_exists(trained_run: Path, tmp_path) -> None:
-    image = PETS / "images" / "Abyssinian_10.jpg"
+def test_predict_draws_a_panel_when_ground_truth_exists(
+    trained_run: Path, tiny_pets: Path, tmp_path
+) -> None:
+    image = tiny_pets / "images" / "Abyssinian_1.jpg"
     predict_files(
         [str(image)], checkpoint=str(trained_run), out_dir=tmp_path, device="cpu", flip=True
     )
-    panel = Image.open(tmp_path / "Abyssinian_10_panel.png")
+    panel = Image.open(tmp_path / "Abyssinian_1_panel.png")
     assert panel.width == 3 * Image.open(image).width
 
 
@@ -244,7 +247,9 @@ def test_corrupt_gzipped_checkpoint_is_one_clear_error(tmp_path) -> None:
         load_checkpoint(bad)
 
 
-def test_tensorboard_logging_when_installed(manifest: Path, tmp_path, monkeypatch) -> None:
+def test_tensorboard_logging_when_installed(
+    tiny_pets: Path, manifest: Path, tmp_path, monkeypatch
+) -> None:
     """With `train.tensorboard`, every epoch's float metrics go to a SummaryWriter in the run."""
     import sys
     import types
@@ -265,6 +270,7 @@ def test_tensorboard_logging_when_installed(manifest: Path, tmp_path, monkeypatc
         sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter)
     )
     cfg = _config(
+        tiny_pets,
         manifest,
         tmp_path,
         "tb",
