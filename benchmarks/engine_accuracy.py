@@ -2,12 +2,14 @@
 
     .venv/bin/python benchmarks/engine_accuracy.py [--flip] [--out benchmarks/results/engines.md]
 
-Exports an int8 model calibrated on 32 training images first (the engine needs one).
+Exports an int8 model calibrated on 32 training images first (the engine needs one); OpenVINO
+is included when installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import tempfile
 from pathlib import Path
 
@@ -33,9 +35,11 @@ def main() -> None:
         int8 = Path(workdir) / "int8.onnx"
         images = calibration_images(args.data, args.manifest, 32)
         export_checkpoint(args.checkpoint, int8, int8_calibration=images)
+        names = ["torch-fp32", "torch-bf16", "onnx"]
+        if importlib.util.find_spec("openvino"):
+            names.append("openvino")
         segmenters = {
-            name: load(args.checkpoint, engine=name, device="cpu", flip=args.flip)
-            for name in ("torch-fp32", "torch-bf16", "onnx")
+            name: load(args.checkpoint, engine=name, device="cpu", flip=args.flip) for name in names
         }
         segmenters["onnx-int8"] = load(int8, flip=args.flip)
         rows = compare_engines(segmenters, args.data, manifest=args.manifest)
