@@ -501,6 +501,12 @@ def cmd_test(args: argparse.Namespace) -> int:
         json_out=args.json_out,
     )
     print(report.format())
+    written = [args.json_out, args.draw]
+    if args.out is not None:
+        written += [args.out / "confusion_matrix.png", args.out / "worst.png"]
+    for path in written:
+        if path is not None and path.exists():  # worst.png only when an image was scored
+            print(f"wrote {path}")
     return 0
 
 

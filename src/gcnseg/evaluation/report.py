@@ -174,7 +174,6 @@ def run_test(
     )
     for item in result.skipped:
         log.warning("left out of the metrics: %s", item.reason)
-    out_dir = out_dir or (json_out.parent if json_out else None)
     if out_dir is not None:
         plot_confusion_matrix(
             result.metrics["confusion_matrix"],
