@@ -347,7 +347,7 @@ def _tensorboard(run_dir: Path):
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         log.warning(
-            "train.tensorboard is set but tensorboard is not installed: pip install tensorboard"
+            "train.tensorboard is set but tensorboard is not installed: pip install 'gcnseg[tensorboard]'"
         )
         return None
     return SummaryWriter(str(run_dir / "tensorboard"))
