@@ -143,3 +143,21 @@ def test_predict_json_summary(tmp_path: Path, elsewhere: Path) -> None:
     summary = _strict((elsewhere / "s.json").read_text())
     assert summary["written"] == 1 and summary["skipped"] == [] and summary["engine"]
     assert summary["out"] == "predictions"
+
+
+def test_pets_default_seeded_split_is_the_shipped_manifest(pets_root: Path) -> None:
+    """The packaged recipe names no manifest file; its seeded split is the README's test split."""
+    from gcnseg.config import load_config
+    from gcnseg.data.layouts import index_dataset
+    from gcnseg.data.splits import load_manifest, make_split
+
+    data = load_config("pets_default").data
+    split = make_split(
+        index_dataset(pets_root),
+        test_fraction=data.test_fraction,
+        val_fraction=data.val_fraction,
+        seed=data.split_seed,
+        max_side=data.max_side,
+    )
+    shipped = Path(__file__).resolve().parents[1] / "manifests" / "oxford-pets-sample.json"
+    assert split["splits"] == load_manifest(shipped)["splits"]
