@@ -75,10 +75,10 @@ def evaluate(
         )
         loss_pixels += float((labels != IGNORE_INDEX).sum())
         restored = segmenter.restore(logits, batch["letterbox"])
-        originals = batch.get("original_image", [None] * len(restored))
-        for row, index in enumerate(batch["index"].tolist()):
+        originals = batch.get("original_image", [None] * len(batch["letterbox"]))
+        for row, (index, scores) in enumerate(zip(batch["index"].tolist(), restored, strict=True)):
             target = batch["original_label"][row].to(logits.device)
-            pred = restored[row].argmax(0).to(torch.uint8)
+            pred = scores.argmax(0).to(torch.uint8)
             score = metrics.update(pred, target)
             results.append(ImageResult(index, score))
             if on_image is not None:

@@ -70,9 +70,11 @@ class Segmenter:
         return logits
 
     @staticmethod
-    def restore(logits: Tensor, boxes: Sequence[Letterbox]) -> list[Tensor]:
-        """Logits (C, H, W) at each image's original size from letterboxed logits (N, C, S, S)."""
-        return [unletterbox(logits[i], box) for i, box in enumerate(boxes)]
+    def restore(logits: Tensor, boxes: Sequence[Letterbox]) -> Iterator[Tensor]:
+        """Logits (C, H, W) at each image's original size from letterboxed logits (N, C, S, S),
+        one image at a time: a 12000² photo's full-size logits alone take 1.7 GB."""
+        for i, box in enumerate(boxes):
+            yield unletterbox(logits[i], box)
 
     def predict(self, inputs: ImageInput | Sequence[ImageInput]) -> np.ndarray | list[np.ndarray]:
         """HxW uint8 class indices per input (a list in, a list out)."""
