@@ -161,8 +161,8 @@ def test_read_only_decodes_are_copied_for_torch(
     one (it warns "non-writable tensors"), even where the transform changes nothing."""
     real_read_mask, real_from_numpy = samples_module.read_mask, torch.from_numpy
 
-    def read_only_mask(path: Path) -> np.ndarray:
-        mask = real_read_mask(path)
+    def read_only_mask(path: Path, *args) -> np.ndarray:
+        mask = real_read_mask(path, *args)
         mask.flags.writeable = False
         return mask
 

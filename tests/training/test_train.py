@@ -147,7 +147,7 @@ def test_test_command_reports_at_original_resolution(
 ) -> None:
     report = run_test(
         str(trained_run), tiny_pets, manifest=manifest, split="test", json_out=tmp_path / "r.json", worst=2,
-        draw_dir=tmp_path / "draw",
+        draw_dir=tmp_path / "draw", out_dir=tmp_path,
     )  # fmt: skip
     data = json.loads((tmp_path / "r.json").read_text())
     names = json.loads(manifest.read_text())["splits"]["test"]
