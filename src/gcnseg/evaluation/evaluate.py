@@ -20,6 +20,7 @@ from gcnseg.classes import IGNORE_INDEX
 from gcnseg.errors import GcnsegError
 from gcnseg.evaluation.metrics import ImageScore, SegmentationMetrics
 from gcnseg.inference.segmenter import Segmenter
+from gcnseg.logs import progress_enabled
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,9 @@ def evaluate(
     metrics: SegmentationMetrics | None = None
     loss_sum, loss_pixels = 0.0, 0.0
     results, skipped = [], []
-    for batch in tqdm(loader, desc="eval", disable=not progress, leave=False):
+    for batch in tqdm(
+        loader, desc="eval", disable=not (progress and progress_enabled()), leave=False
+    ):
         for index, name, reason in batch.get("errors", []):
             if strict:
                 raise GcnsegError(f"{reason} (--strict: no image may be left out)")

@@ -23,6 +23,7 @@ from gcnseg.data.transforms import letterbox, to_chw_tensor
 from gcnseg.errors import GcnsegError
 from gcnseg.inference.inputs import expand_inputs, output_stems
 from gcnseg.inference.segmenter import load
+from gcnseg.logs import progress_enabled
 from gcnseg.viz.draw import overlay, panel, save_image, save_mask_png
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ def predict_files(
         collate_fn=collate_images,
     )
     summary = PredictSummary(0, segmenter.engine_name)
-    with tqdm(total=len(paths), desc="predict", disable=len(paths) < 2) as bar:
+    bar_off = len(paths) < 2 or not progress_enabled()
+    with tqdm(total=len(paths), desc="predict", disable=bar_off) as bar:
         for batch in loader:
             for _, message in batch["errors"]:
                 log.warning("skipping %s", message)
