@@ -13,6 +13,7 @@ float32 logits (N, C, S, S) on the CPU, so the Segmenter above them is the same 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -148,11 +149,13 @@ def native_bf16() -> bool:
 def choose(requested: str, device: torch.device) -> tuple[str, str]:
     """The engine to use for `requested` ("auto" or a name in ENGINES), and why.
 
-    Measured with `gcnseg bench` (see the README's speed table): on a CPU with native bf16,
-    torch + bf16 autocast and ONNX Runtime fp32 are within 5% at batch 1 while ORT is faster
-    at batch 4, so ORT is picked when installed; without native bf16, bf16 is emulated and ORT
-    fp32 is 2x faster than torch channels-last. On a GPU, torch. int8 is only used when asked
-    for: it needs calibration images and its accuracy is checked by `gcnseg test`, not assumed.
+    What `auto` follows was measured with `gcnseg bench` (README, "Speed"): GCN-Lite0 at 512²,
+    2 threads, on a Zen 4 EPYC with native bf16: OpenVINO in bf16 40 img/s at batch 4 and
+    22 ms at batch 1, ONNX Runtime fp32 23 img/s / 46 ms, torch + bf16 18 img/s / 44 ms, torch
+    fp32 channels-last 7.5 img/s / 78 ms; each within the accuracy guard of torch fp32. Without
+    native bf16 (an AVX2-only EPYC), bf16 is emulated and 10x slower, and ONNX Runtime fp32 was
+    2.4x torch channels-last. On a GPU, torch. int8 is never chosen by itself: it needs
+    calibration images, and it misses the guard's 99.5% pixel agreement (99.2%).
     """
     if requested not in ENGINES:
         raise GcnsegError(f"unknown engine {requested!r}; choose from {', '.join(ENGINES)}")
@@ -165,11 +168,17 @@ def choose(requested: str, device: torch.device) -> tuple[str, str]:
         return requested, "asked for"
     if device.type != "cpu":
         return "torch-fp32", f"a {device.type} device is in use"
+    if native_bf16() and openvino_available():
+        return "openvino", "the CPU has native bf16 and OpenVINO is installed: fastest measured"
     if onnx_available():
-        return "onnx", "ONNX Runtime is installed and is the fastest CPU engine measured"
+        return "onnx", "ONNX Runtime fp32 is the fastest installed engine without native bf16"
     if native_bf16():
         return "torch-bf16", "onnxruntime is not installed; the CPU has native bf16"
     return "torch-fp32", "onnxruntime is not installed and the CPU has no native bf16"
+
+
+def openvino_available() -> bool:
+    return onnx_available() and importlib.util.find_spec("openvino") is not None
 
 
 def build(

@@ -267,14 +267,17 @@ def _load_onnx(
 ) -> Segmenter:
     from gcnseg.inference.export import META_CLASSES, META_EVAL_SIZE, META_MODEL, META_QUANTIZED
 
-    if engine not in ("auto", "onnx", "onnx-int8"):
-        raise GcnsegError(f"{path}: an ONNX file runs on ONNX Runtime, not engine {engine!r}")
-    runner = engines.OnnxEngine(path)
+    if engine not in ("auto", "onnx", "onnx-int8", "openvino"):
+        raise GcnsegError(f"{path}: an ONNX file runs on ONNX Runtime or OpenVINO, not {engine!r}")
+    runner = engines.OnnxEngine(path)  # also reads the file's metadata
     meta = runner.metadata
     if META_CLASSES not in meta:
         raise GcnsegError(f"{path}: no class metadata; export it with `gcnseg export`")
     if meta.get(META_QUANTIZED):
         runner.name = "onnx-int8"
+    if engine == "openvino":
+        runner = engines.OpenVinoEngine(path)
+        runner.name += "-int8" if meta.get(META_QUANTIZED) else ""
     classes = ClassSet.from_dict(json.loads(meta[META_CLASSES]))
     eval_size = size or int(meta.get(META_EVAL_SIZE, 0)) or 512
     log.info("engine: %s (an ONNX file was given)", runner.name)
