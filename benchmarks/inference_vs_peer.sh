@@ -18,6 +18,6 @@ peer() {
 }
 peer | tee "$OUT/peer_lraspp_before.jsonl"
 .venv/bin/gcnseg bench --models gcn_efficientnet_lite0 --sizes 512 \
-  --modes infer-cl infer-bf16 onnx onnx-int8 openvino --threads 2 --batch-size 4 \
+  --modes infer-cl infer-bf16 onnx onnx-int8 openvino openvino-int8 --threads 2 --batch-size 4 \
   --warmup 3 --repeats 10 --json "$OUT/engines_lite0_512.json" --markdown | tee "$OUT/engines_lite0_512.md"
 peer | tee "$OUT/peer_lraspp_after.jsonl"

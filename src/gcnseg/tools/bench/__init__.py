@@ -54,5 +54,6 @@ MODES = {
     "onnx": Mode(engine="onnx"),
     "onnx-int8": Mode(engine="onnx-int8"),  # calibrated on random images: for speed only
     "openvino": Mode(engine="openvino"),
+    "openvino-int8": Mode(engine="openvino-int8"),  # OpenVINO on the onnx-int8 file
 }
 TORCH_MODES = tuple(name for name, mode in MODES.items() if not mode.onnx)

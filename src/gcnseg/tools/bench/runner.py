@@ -110,7 +110,7 @@ def _run_onnx(spec: dict[str, Any], exports: dict[str, str], folder: Path) -> di
     from gcnseg.inference.quantize import quantize_int8
 
     name, num_classes = spec["model"], spec["num_classes"]
-    int8 = MODES[spec["mode"]].engine == "onnx-int8"
+    int8 = MODES[spec["mode"]].engine.endswith("int8")
     key = f"{name}-int8" if int8 else name
     if key not in exports:
         path = folder / f"{key}.onnx"

@@ -92,7 +92,7 @@ def _time_onnx(spec: dict[str, Any], size: int, batch: int) -> tuple[list[float]
     from gcnseg.inference.engines import OnnxEngine, OpenVinoEngine
 
     threads = spec["threads"] or torch.get_num_threads()
-    if MODES[spec["mode"]].engine == "openvino":
+    if MODES[spec["mode"]].engine.startswith("openvino"):
         engine = OpenVinoEngine(Path(spec["onnx_path"]), threads=threads)
     else:
         engine = OnnxEngine(spec["onnx_path"], threads=threads)
