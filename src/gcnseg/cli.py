@@ -31,40 +31,29 @@ def _number(text: str, kind: type) -> int | float:
     return value
 
 
-def positive_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
+def _ranged(
+    kind: type, low: float, high: float | None = None, *, above: bool = False, unit: str = ""
+):
+    """An argparse type: a `kind` number >= low (> low with `above`), and <= high if given."""
+
+    def parse(text: str) -> int | float:
+        value = _number(text, kind)
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} must be in [{low}, {high}]")
+        if value < low or (above and value == low):
+            raise argparse.ArgumentTypeError(
+                f"{value} must be {'>' if above else '>='} {low}{unit}"
+            )
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
-
-
-def image_side(text: str) -> int:
-    """An inference size in pixels; below 32 the backbone's stride-32 features vanish."""
-    value = _number(text, int)
-    if value < 32:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 32 pixels")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _number(text, float)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be > 0")
-    return value
-
-
-def unit_float(text: str) -> float:
-    value = _number(text, float)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{value} must be in [0, 1]")
-    return value
+positive_int = _ranged(int, 1)
+non_negative_int = _ranged(int, 0)
+image_side = _ranged(int, 32, unit=" pixels")  # below 32 the stride-32 features vanish
+positive_float = _ranged(float, 0, above=True)
+unit_float = _ranged(float, 0, 1)
 
 
 def onnx_opset(text: str) -> int:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import yaml
 
 from gcnseg.errors import GcnsegError
+from gcnseg.io.formats import read_yaml
 
 if TYPE_CHECKING:
     from gcnseg.classes import ClassSet
@@ -321,15 +322,11 @@ def _read_yaml(source: str | Path) -> dict:
     if not path.is_file() and str(source) in shipped_configs():
         path = Path(str(resources.files("gcnseg.configs") / f"{source}.yaml"))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = read_yaml(path) or {}
     except FileNotFoundError:
         raise GcnsegError(
             f"{source}: config not found (shipped: {', '.join(shipped_configs())})"
         ) from None
-    except UnicodeDecodeError:
-        raise GcnsegError(f"{path}: not a UTF-8 text file") from None
-    except yaml.YAMLError as exc:
-        raise GcnsegError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
     except OSError as exc:
         raise GcnsegError(f"{path}: cannot read config ({exc.strerror or exc})") from None
     if not isinstance(data, dict):

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from gcnseg.classes import IGNORE_INDEX, ClassSet
 from gcnseg.data.samples import DatasetIndex, Sample, files_by_relpath, unpaired
 from gcnseg.errors import GcnsegError
+from gcnseg.io.formats import read_yaml
 
 CLASS_FILES = ("classes.yaml", "classes.yml", "classes.json")
 
@@ -34,13 +33,9 @@ def _class_file(root: Path) -> tuple[ClassSet, bool]:
         path = root / filename
         if path.is_file():
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))  # a superset of JSON
+                data = read_yaml(path)
                 classes = ClassSet.from_dict(data)
                 return classes, isinstance(data, dict) and data.get("colors") is not None
-            except UnicodeDecodeError:
-                raise GcnsegError(f"{path}: not a UTF-8 text file") from None
-            except yaml.YAMLError as exc:
-                raise GcnsegError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
             except GcnsegError as exc:
                 raise GcnsegError(f"{path}: bad class file: {exc}") from None
             except OSError as exc:

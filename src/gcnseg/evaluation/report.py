@@ -24,6 +24,7 @@ from gcnseg.evaluation.evaluate import SkippedItem, evaluate
 from gcnseg.evaluation.metrics import ImageScore
 from gcnseg.inference.segmenter import load
 from gcnseg.io.atomic import write_json
+from gcnseg.io.formats import finite
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class TestReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Strict JSON: a metric that is undefined (a class absent everywhere) is null, not NaN."""
-        return _json_safe(
+        return finite(
             {
                 "checkpoint": self.checkpoint,
                 "data": self.data,
@@ -97,16 +98,6 @@ class TestReport:
             lines += ["", f"left out ({len(self.skipped)} unreadable, not scored):"]
             lines += [f"  {s.reason}" for s in self.skipped]
         return "\n".join(lines)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def run_test(

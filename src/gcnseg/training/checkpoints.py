@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from gcnseg.checkpoint import load_checkpoint, save_checkpoint
 from gcnseg.errors import GcnsegError
 from gcnseg.io.atomic import write_text
+from gcnseg.io.formats import finite
 
 log = logging.getLogger(__name__)
 
@@ -129,17 +129,7 @@ def truncate_jsonl(path: Path, key: str, below: int) -> None:
 def json_line(record: dict) -> str:
     """One strict JSON line: a NaN or infinite number (the IoU of a class absent from the
     validation images) is written as null, which every JSON parser reads."""
-    return json.dumps(_finite(record), allow_nan=False) + "\n"
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+    return json.dumps(finite(record), allow_nan=False) + "\n"
 
 
 def append_jsonl(path: Path, records: list[dict]) -> None:
