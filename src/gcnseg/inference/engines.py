@@ -155,7 +155,7 @@ def choose(requested: str, device: torch.device) -> tuple[str, str]:
     fp32 channels-last 7.5 img/s / 78 ms; each within the accuracy guard of torch fp32. Without
     native bf16 (an AVX2-only EPYC), bf16 is emulated and 10x slower, and ONNX Runtime fp32 was
     2.4x torch channels-last. On a GPU, torch. int8 is never chosen by itself: it needs
-    calibration images, and it misses the guard's 99.5% pixel agreement (99.2%).
+    calibration images (`gcnseg export --int8`); load its file to use it.
     """
     if requested not in ENGINES:
         raise GcnsegError(f"unknown engine {requested!r}; choose from {', '.join(ENGINES)}")

@@ -2,9 +2,11 @@
 
 Activation ranges come from real images letterboxed exactly as at inference, so the int8 model
 sees the distribution it will serve; weights are quantised per channel (QDQ format), which keeps
-the depthwise convolutions of EfficientNet-Lite accurate. Only the backbone is quantised: the
-decoder carries class scores (3 channels for the pets) whose rounding flips boundary pixels,
-and it is a few percent of the compute.
+the depthwise convolutions of EfficientNet-Lite accurate. What stays in float, measured on the
+pets test split (pixels whose class agrees with fp32): the decoder, whose 3 channels are class
+scores and a small share of the compute (quantising it too: 99.2%), and the backbone's stem and
+first block, at half resolution, where rounding moves object borders (quantised: 99.46%; kept
+in float: 99.72%, mIoU +0.0008).
 """
 
 from __future__ import annotations
@@ -63,13 +65,13 @@ def quantize_int8(fp32: Path, out: Path, images: list[Path], *, size: int) -> Pa
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=[n.name for n in source.graph.node if not _in_backbone(n.name)],
+            nodes_to_exclude=float_nodes(source.graph),
         )
         proto = onnx.load(str(quantized))
     metadata = {p.key: p.value for p in source.metadata_props}
     metadata[META_QUANTIZED] = json.dumps(
         {
-            "method": "static int8 backbone (QDQ, per-channel weights, MinMax), fp32 decoder",
+            "method": "static int8 (QDQ, per-channel weights, MinMax); stem, first block and decoder in fp32",
             "images": len(batches),
         }
     )
@@ -80,9 +82,21 @@ def quantize_int8(fp32: Path, out: Path, images: list[Path], *, size: int) -> Pa
     return out
 
 
-def _in_backbone(node: str) -> bool:
-    """The exporter names nodes after modules: `/backbone/...`, `/decoder/...`, `/classifier/...`."""
-    return node.startswith("/backbone/")
+def float_nodes(graph) -> list[str]:
+    """Nodes kept in float: all but the backbone's, and the backbone's until its third module
+    holding a convolution (EfficientNet-Lite: `_conv_stem`, `_blocks.0`; ResNet: `conv1`,
+    `layer1`). The exporter names nodes after modules: `/backbone/_blocks.3/...`."""
+    kept, stages = [], []
+    for node in graph.node:
+        parts = node.name.split("/")
+        if len(parts) < 3 or parts[1] != "backbone":
+            kept.append(node.name)
+            continue
+        if node.op_type == "Conv" and parts[2] not in stages:
+            stages.append(parts[2])
+        if len(stages) <= 2:
+            kept.append(node.name)
+    return kept
 
 
 def _calibration_batch(path: Path, size: int) -> np.ndarray | None:
