@@ -121,3 +121,21 @@ def add_release_quirks(root: Path) -> Path:
         converted.save(images / f"{stem}.jpg", format=kind)
     (images / STRAY_FILE).write_bytes(b"MATLAB 5.0 MAT-file")
     return root
+
+
+def write_odd_images(source: Path, folder: Path) -> list[Path]:
+    """Grey, RGBA, 16-bit and palette PNGs and a GIF named .jpg made from `source`, plus one
+    unreadable `broken.jpg`: the inputs predict must take (or skip) whatever their format."""
+    folder.mkdir()
+    rgb = np.asarray(Image.open(source).convert("RGB").resize((90, 70)))
+    images = {
+        "grey.png": Image.fromarray(rgb[..., 0]),
+        "rgba.png": Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])),
+        "deep.png": Image.fromarray(rgb[..., 1].astype(np.uint16) * 257).convert("I;16"),
+        "palette.png": Image.fromarray(rgb).convert("P"),
+    }
+    for name, image in images.items():
+        image.save(folder / name)
+    Image.fromarray(rgb).convert("P").save(folder / "gif.jpg", format="GIF")
+    (folder / "broken.jpg").write_bytes(b"not an image at all")
+    return sorted(folder.iterdir())

@@ -39,3 +39,15 @@ def http_server(tmp_path: Path) -> Iterator[LoopbackServer]:
     server = LoopbackServer(root)
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for the module: on a small shared machine spinning OpenMP threads can be
+    100× slower than one, and one thread's sums are reproducible (golden logits, ONNX parity)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

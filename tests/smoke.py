@@ -20,3 +20,20 @@ TWO_STEPS = [
     "schedule.name=constant",
     "schedule.warmup_epochs=0",
 ]
+# One step of a randomly initialised model: for tests of what surrounds training, not of learning.
+ONE_RANDOM_STEP = [
+    "data.crop_size=64",
+    "data.eval_size=64",
+    "data.workers=0",
+    "data.batch_size=2",
+    "train.threads=1",
+    "train.device=cpu",
+    "train.max_steps_per_epoch=1",
+    "model.backbone_weights=random",
+    "train.channels_last=false",
+]
+
+
+def set_flags(overrides: list[str]) -> list[str]:
+    """`--set` flags for the CLI from override strings."""
+    return [flag for item in overrides for flag in ("--set", item)]

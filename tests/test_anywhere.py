@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 
 from gcnseg.cli import main
+from smoke import ONE_RANDOM_STEP, set_flags
 
 
 def _strict(text: str):
@@ -36,24 +37,8 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     logger.setLevel(level)
 
 
-TINY = [
-    "data.crop_size=64",
-    "data.eval_size=64",
-    "data.workers=0",
-    "data.batch_size=2",
-    "train.threads=1",
-    "train.device=cpu",
-    "train.max_steps_per_epoch=1",
-    "model.backbone_weights=random",
-    "train.channels_last=false",
-]
-
-
 def _train_args(data: Path, *extra: str) -> list[str]:
-    args = ["train", "--data", str(data), "--epochs", "1", *extra]
-    for item in TINY:
-        args += ["--set", item]
-    return args
+    return ["train", "--data", str(data), "--epochs", "1", *extra, *set_flags(ONE_RANDOM_STEP)]
 
 
 def test_train_needs_data_and_demo_too(capsys) -> None:

@@ -17,7 +17,7 @@ import torch
 import yaml
 from PIL import Image
 
-from _data import FOLDER_CLASSES, make_tiny_pets
+from _data import FOLDER_CLASSES, make_tiny_pets, write_odd_images
 from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
 from gcnseg.cli import main
 from gcnseg.models.gcn import GCN
@@ -131,28 +131,11 @@ def test_test_command_scores_every_labelled_pixel(
     assert sorted(p.stem for p in (tmp_path / "draw").iterdir()) == sorted(names)
 
 
-def _odd_inputs(source: Path, folder: Path) -> list[Path]:
-    """Grey, RGBA, 16-bit, palette PNGs and a GIF named .jpg; one unreadable file."""
-    folder.mkdir()
-    rgb = np.asarray(Image.open(source).convert("RGB").resize((90, 70)))
-    images = {
-        "grey.png": Image.fromarray(rgb[..., 0]),
-        "rgba.png": Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])),
-        "deep.png": Image.fromarray(rgb[..., 1].astype(np.uint16) * 257).convert("I;16"),
-        "palette.png": Image.fromarray(rgb).convert("P"),
-    }
-    for name, image in images.items():
-        image.save(folder / name)
-    Image.fromarray(rgb).convert("P").save(folder / "gif.jpg", format="GIF")
-    (folder / "broken.jpg").write_bytes(b"not an image at all")
-    return sorted(folder.iterdir())
-
-
 def test_predict_odd_formats_and_draws_a_panel_with_ground_truth(
     tiny_pets: Path, pets_run: Path, tmp_path: Path, capsys
 ) -> None:
     labelled = tiny_pets / "images" / "Bengal_7.jpg"
-    inputs = _odd_inputs(labelled, tmp_path / "in")
+    inputs = write_odd_images(labelled, tmp_path / "in")
     out = tmp_path / "out"
     for given in (tmp_path / "in", labelled):
         argv = ["-q", "predict", str(given), "--checkpoint", str(pets_run), "--out", str(out)]

@@ -15,6 +15,7 @@ from gcnseg.cli import main
 from gcnseg.data.check import check_dataset
 from gcnseg.data.layouts import index_dataset
 from gcnseg.errors import GcnsegError
+from smoke import ONE_RANDOM_STEP, set_flags
 
 COLORS = [tuple(c) for c in FOLDER_CLASSES["colors"]]
 
@@ -96,18 +97,7 @@ def test_train_from_elsewhere_on_colour_masks_leaks_no_warning(
     work.mkdir()
     monkeypatch.chdir(work)
     args = ["train", "--data", str(colour_masks), "--epochs", "1", "-q"]
-    for item in (
-        "data.crop_size=64",
-        "data.eval_size=64",
-        "data.workers=0",
-        "data.batch_size=2",
-        "train.threads=1",
-        "train.device=cpu",
-        "train.max_steps_per_epoch=1",
-        "model.backbone_weights=random",
-        "train.channels_last=false",
-    ):
-        args += ["--set", item]
+    args += set_flags(ONE_RANDOM_STEP)
     assert main(args) == 0
     assert next((work / "runs").iterdir()).joinpath("best.pt").is_file()
     leaked = [f"{w.filename}: {w.message}" for w in recwarn]

@@ -5,7 +5,6 @@ and golden logits for two models, so a refactor cannot change what a model compu
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -22,13 +21,7 @@ SIZES = [(64, 96), (77, 50)]
 ONNX_SKIP = {"gcn_resnet101", "gcn_k1_resnet101"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """On a small shared machine, one thread is faster and its sums are reproducible."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(name: str, seed: int = 0) -> nn.Module:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from _data import write_odd_images
 from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
 from gcnseg.config import load_config
 from gcnseg.data.layouts import index_dataset
@@ -162,27 +163,10 @@ def test_test_command_reports_at_original_resolution(
     assert "mean image accuracy" in report.format()
 
 
-def _write_odd_inputs(photo: Path, folder: Path) -> list[Path]:
-    folder.mkdir()
-    rgb = np.asarray(Image.open(photo).convert("RGB").resize((90, 70)))
-    paths = {
-        "grey.png": Image.fromarray(rgb[..., 0]),
-        "rgba.png": Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])),
-        "deep.png": Image.fromarray(rgb[..., 1].astype(np.uint16) * 257).convert("I;16"),
-        "palette.png": Image.fromarray(rgb).convert("P"),
-    }
-    for name, image in paths.items():
-        image.save(folder / name)
-    gif_in_jpg = folder / "gif.jpg"
-    Image.fromarray(rgb).convert("P").save(gif_in_jpg, format="GIF")
-    (folder / "broken.jpg").write_bytes(b"not an image at all")
-    return sorted(folder.iterdir())
-
-
 def test_predict_odd_formats_and_skips_unreadable(
     trained_run: Path, tiny_pets: Path, tmp_path
 ) -> None:
-    inputs = _write_odd_inputs(tiny_pets / "images" / "Abyssinian_1.jpg", tmp_path / "in")
+    inputs = write_odd_images(tiny_pets / "images" / "Abyssinian_1.jpg", tmp_path / "in")
     out = tmp_path / "out"
     summary = predict_files(
         [str(tmp_path / "in")], checkpoint=str(trained_run), out_dir=out, device="cpu"
