@@ -78,14 +78,14 @@ class Segmenter:
 
     def predict(self, inputs: ImageInput | Sequence[ImageInput]) -> np.ndarray | list[np.ndarray]:
         """HxW uint8 class indices per input (a list in, a list out)."""
-        masks = [logits.argmax(0).to(torch.uint8).numpy() for logits in self._run(inputs)]
+        masks = [logits.argmax(0).to(torch.uint8).cpu().numpy() for logits in self._run(inputs)]
         return masks if _is_many(inputs) else masks[0]
 
     def predict_proba(
         self, inputs: ImageInput | Sequence[ImageInput]
     ) -> np.ndarray | list[np.ndarray]:
         """(C, H, W) float32 class probabilities per input (a list in, a list out)."""
-        probs = [logits.softmax(0).numpy() for logits in self._run(inputs)]
+        probs = [logits.softmax(0).cpu().numpy() for logits in self._run(inputs)]
         return probs if _is_many(inputs) else probs[0]
 
     def _run(self, inputs: ImageInput | Sequence[ImageInput]) -> Iterator[Tensor]:
@@ -100,7 +100,7 @@ class Segmenter:
             yield from self.restore(self.logits(batch), [box for _, box in chunk])
 
     def describe(self) -> dict[str, Any]:
-        """What `GET /v1/model` and `gcnseg predict` report."""
+        """What `GET /v1/model` reports."""
         from gcnseg import __version__
 
         return {
