@@ -139,3 +139,15 @@ def write_odd_images(source: Path, folder: Path) -> list[Path]:
     Image.fromarray(rgb).convert("P").save(folder / "gif.jpg", format="GIF")
     (folder / "broken.jpg").write_bytes(b"not an image at all")
     return sorted(folder.iterdir())
+
+
+def assert_predicted(inputs: list[Path], out: Path, *, num_classes: int) -> None:
+    """predict wrote a palette mask at each input's size and an overlay, except for broken.jpg."""
+    for path in inputs:
+        if path.name == "broken.jpg":
+            assert not (out / "broken_mask.png").exists()
+            continue
+        mask = Image.open(out / f"{path.stem}_mask.png")
+        assert mask.mode == "P" and mask.size == Image.open(path).size
+        assert set(np.unique(np.asarray(mask))) <= set(range(num_classes))
+        assert (out / f"{path.stem}_overlay.jpg").is_file()

@@ -17,7 +17,7 @@ import torch
 import yaml
 from PIL import Image
 
-from _data import FOLDER_CLASSES, make_tiny_pets, write_odd_images
+from _data import FOLDER_CLASSES, assert_predicted, make_tiny_pets, write_odd_images
 from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
 from gcnseg.cli import main
 from gcnseg.models.gcn import GCN
@@ -141,14 +141,7 @@ def test_predict_odd_formats_and_draws_a_panel_with_ground_truth(
         argv = ["-q", "predict", str(given), "--checkpoint", str(pets_run), "--out", str(out)]
         assert main([*argv, "--device", "cpu", "--flip"]) == 0
     assert capsys.readouterr().out.startswith("5 images segmented")  # broken.jpg skipped
-    for path in [*inputs, labelled]:
-        if path.name == "broken.jpg":
-            assert not (out / "broken_mask.png").exists()
-            continue
-        mask = Image.open(out / f"{path.stem}_mask.png")
-        assert mask.mode == "P" and mask.size == Image.open(path).size
-        assert set(np.unique(np.asarray(mask))) <= {0, 1, 2}
-        assert (out / f"{path.stem}_overlay.jpg").is_file()
+    assert_predicted([*inputs, labelled], out, num_classes=3)
     panel = Image.open(out / "Bengal_7_panel.png")
     assert panel.width == 3 * Image.open(labelled).width
 

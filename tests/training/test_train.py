@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _data import write_odd_images
+from _data import assert_predicted, write_odd_images
 from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
 from gcnseg.config import load_config
 from gcnseg.data.layouts import index_dataset
@@ -173,14 +173,7 @@ def test_predict_odd_formats_and_skips_unreadable(
     )
     assert summary.written == 5  # broken.jpg reported and skipped
     assert len(summary.skipped) == 1 and "broken.jpg" in summary.skipped[0]
-    for path in inputs:
-        if path.name == "broken.jpg":
-            assert not (out / "broken_mask.png").exists()
-            continue
-        mask = Image.open(out / f"{path.stem}_mask.png")
-        assert mask.mode == "P" and mask.size == Image.open(path).size
-        assert set(np.unique(np.asarray(mask))) <= {0, 1, 2}
-        assert (out / f"{path.stem}_overlay.jpg").is_file()
+    assert_predicted(inputs, out, num_classes=3)
 
 
 def test_predict_draws_a_panel_when_ground_truth_exists(
