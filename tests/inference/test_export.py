@@ -141,3 +141,5 @@ def test_engine_gives_one_line_errors(tmp_path) -> None:
     junk.write_bytes(b"not a protobuf")
     with pytest.raises(GcnsegError, match="not a loadable ONNX model"):
         OnnxEngine(junk)
+    with pytest.raises(GcnsegError, match="not a loadable ONNX model"):
+        load(junk)  # its metadata is read before any engine is built

@@ -87,16 +87,10 @@ class OnnxEngine:
             raise GcnsegError(f"{path}: not a loadable ONNX model ({exc})") from None
         self.path = path
         self.name = name
-        self.metadata = self.session.get_modelmeta().custom_metadata_map
         self._input = self.session.get_inputs()[0].name
 
     def __call__(self, images: Tensor) -> Tensor:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise GcnsegError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
-        batch = images.detach().cpu()
-        if batch.dtype == torch.uint8:
-            batch = batch.float().div_(255)
-        (logits,) = self.session.run(None, {self._input: np.ascontiguousarray(batch.numpy())})
+        (logits,) = self.session.run(None, {self._input: exported_input(images)})
         return torch.from_numpy(logits)
 
 
@@ -112,16 +106,39 @@ class OpenVinoEngine:
         config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads
-        self.model = openvino.Core().compile_model(str(path), "CPU", config)
+        try:
+            self.model = openvino.Core().compile_model(str(path), "CPU", config)
+        except Exception as exc:  # OpenVINO raises RuntimeError and its own types
+            raise GcnsegError(f"{path}: not a loadable ONNX model ({exc})") from None
         self.request = self.model.create_infer_request()
         self.name = f"openvino-{precision}"
 
     def __call__(self, images: Tensor) -> Tensor:
-        batch = images.detach().cpu()
-        if batch.dtype == torch.uint8:
-            batch = batch.float().div_(255)
-        result = self.request.infer({0: np.ascontiguousarray(batch.numpy())})
+        result = self.request.infer({0: exported_input(images)})
         return torch.from_numpy(np.array(result[self.model.output(0)]))
+
+
+def exported_input(images: Tensor) -> np.ndarray:
+    """What an exported graph takes: float32 RGB in [0, 1], NCHW, contiguous, on the CPU."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise GcnsegError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+    batch = images.detach().cpu()
+    if batch.dtype == torch.uint8:
+        batch = batch.float().div_(255)
+    return np.ascontiguousarray(batch.numpy())
+
+
+def onnx_metadata(path: Path) -> dict[str, str]:
+    """The metadata gcnseg's export writes into an ONNX file (classes, model, eval size)."""
+    import onnx
+
+    if not path.is_file():
+        raise GcnsegError(f"{path}: ONNX model not found")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and onnx's own errors
+        raise GcnsegError(f"{path}: not a loadable ONNX model ({exc})") from None
+    return {prop.key: prop.value for prop in proto.metadata_props}
 
 
 def import_onnxruntime() -> ModuleType:

@@ -269,15 +269,15 @@ def _load_onnx(
 
     if engine not in ("auto", "onnx", "onnx-int8", "openvino"):
         raise GcnsegError(f"{path}: an ONNX file runs on ONNX Runtime or OpenVINO, not {engine!r}")
-    runner = engines.OnnxEngine(path)  # also reads the file's metadata
-    meta = runner.metadata
+    meta = engines.onnx_metadata(path)
     if META_CLASSES not in meta:
         raise GcnsegError(f"{path}: no class metadata; export it with `gcnseg export`")
-    if meta.get(META_QUANTIZED):
-        runner.name = "onnx-int8"
+    int8 = "-int8" if meta.get(META_QUANTIZED) else ""
     if engine == "openvino":
         runner = engines.OpenVinoEngine(path)
-        runner.name += "-int8" if meta.get(META_QUANTIZED) else ""
+        runner.name += int8
+    else:
+        runner = engines.OnnxEngine(path, name=f"onnx{int8}")
     classes = ClassSet.from_dict(json.loads(meta[META_CLASSES]))
     eval_size = size or int(meta.get(META_EVAL_SIZE, 0)) or 512
     log.info("engine: %s (an ONNX file was given)", runner.name)
