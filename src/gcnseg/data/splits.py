@@ -142,3 +142,8 @@ def select(index: DatasetIndex, names: list[str]) -> list[Sample]:
             f"{index.root}: {len(missing)} split names have no image/mask pair, e.g. {missing[:3]}"
         )
     return [by_name[n] for n in names]
+
+
+def split_samples(index: DatasetIndex, manifest: str | Path | None, split: str) -> list[Sample]:
+    """The samples of one split of `manifest`, or every pair of `index` without a manifest."""
+    return select(index, load_manifest(manifest)["splits"][split]) if manifest else index.samples

@@ -11,7 +11,7 @@ import torch
 
 from gcnseg.data.dataset import SegmentationDataset, make_loader
 from gcnseg.data.layouts import index_dataset
-from gcnseg.data.splits import load_manifest, select
+from gcnseg.data.splits import split_samples
 from gcnseg.data.transforms import eval_transform
 from gcnseg.evaluation.evaluate import evaluate
 from gcnseg.inference.segmenter import Segmenter
@@ -40,7 +40,7 @@ def compare_engines(
     """Evaluate each segmenter (the first must be the torch fp32 reference) on the same images."""
 
     index = index_dataset(data)
-    samples = select(index, load_manifest(manifest)["splits"][split]) if manifest else index.samples
+    samples = split_samples(index, manifest, split)
     if limit and len(samples) > limit:  # spread over the split: it is sorted by breed
         samples = samples[:: len(samples) // limit][:limit]
     reference: dict[int, torch.Tensor] = {}

@@ -17,7 +17,7 @@ from gcnseg.classes import ClassSet
 from gcnseg.data.dataset import SegmentationDataset, default_workers, make_loader
 from gcnseg.data.images import read_image
 from gcnseg.data.layouts import index_dataset
-from gcnseg.data.splits import load_manifest, select
+from gcnseg.data.splits import split_samples
 from gcnseg.data.transforms import eval_transform
 from gcnseg.errors import GcnsegError
 from gcnseg.evaluation.evaluate import SkippedItem, evaluate
@@ -122,7 +122,7 @@ def run_test(
     from gcnseg.viz.plots import plot_confusion_matrix
 
     index = index_dataset(data_root)
-    samples = select(index, load_manifest(manifest)["splits"][split]) if manifest else index.samples
+    samples = split_samples(index, manifest, split)
     segmenter = load(checkpoint, engine=engine, device=device, flip=flip, size=size)
     classes = segmenter.classes
     _check_classes(index.classes, classes, data_root, checkpoint, any_class_names)

@@ -111,12 +111,9 @@ def _calibration_batch(path: Path, size: int) -> np.ndarray | None:
 def calibration_images(data: Path, manifest: Path | None, count: int) -> list[Path]:
     """`count` images spread evenly over the training split (or all pairs without a manifest)."""
     from gcnseg.data.layouts import index_dataset
-    from gcnseg.data.splits import load_manifest, select
+    from gcnseg.data.splits import split_samples
 
-    index = index_dataset(data)
-    samples = (
-        select(index, load_manifest(manifest)["splits"]["train"]) if manifest else index.samples
-    )
+    samples = split_samples(index_dataset(data), manifest, "train")
     if not samples:
         raise GcnsegError(f"{data}: no images to calibrate int8 on")
     step = max(1, len(samples) // count)
