@@ -12,6 +12,7 @@ TINY_TRAINING = [
     "optim.decoder_lr_mult=10",
     "train.channels_last=false",
     "train.device=cpu",
+    "train.amp=none",  # fp32 everywhere: `auto` would follow each CPU's bf16 support
 ]
 # Two constant-rate steps: enough to compare trajectories, cheap enough for every CI run.
 TWO_STEPS = [
@@ -31,6 +32,7 @@ ONE_RANDOM_STEP = [
     "train.max_steps_per_epoch=1",
     "model.backbone_weights=random",
     "train.channels_last=false",
+    "train.amp=none",
 ]
 
 

@@ -123,7 +123,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--model", help="model name (model.name); see `gcnseg models`")
     train.add_argument("--epochs", type=int)
     train.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    train.add_argument("--amp", choices=["none", "bf16", "fp16"])
+    train.add_argument("--amp", choices=["auto", "none", "bf16", "fp16"])
     train.add_argument("--output", help="folder holding run folders (train.output)")
     train.add_argument("--name", help="run folder name (train.name)")
     train.add_argument("--backbone-weights", help="imagenet | random | PATH | URL")

@@ -194,7 +194,7 @@ class TrainConfig(_Section):
     epochs: int = 30
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["none", "bf16", "fp16"] = "none"
+    amp: Literal["auto", "none", "bf16", "fp16"] = "auto"  # auto: see runtime.resolve_amp
     channels_last: bool = True
     compile: bool = False
     sync_bn: bool = False

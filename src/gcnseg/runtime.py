@@ -27,6 +27,25 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
+    """The autocast precision training uses for `amp` ("auto" or a precision), and why.
+
+    `auto` is bf16 where it runs in hardware: a CPU with native bf16 (AVX-512 BF16 or AMX; on the
+    Zen 4 it trains GCN-ResNet50 at 512² 2.3× faster than fp32 and GCN-Lite0 1.2× faster, in
+    less memory) or a GPU that supports it; fp16 on older GPUs; fp32 on other CPUs, where bf16 is
+    emulated and about 10× slower.
+    """
+    if amp != "auto":
+        return amp, "asked for"
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "the GPU supports bf16"
+        return "fp16", "the GPU has no bf16"
+    if device.type == "cpu" and cpu_features()["native_bf16"]:
+        return "bf16", "the CPU has native bf16"
+    return "none", "the CPU has no native bf16 (it would be emulated and slower than fp32)"
+
+
 def prepare_images(images: Tensor, device: torch.device, channels_last: bool) -> Tensor:
     """uint8 NCHW from the loader -> float [0, 1] on the device, in the model's memory format."""
     images = images.to(device, non_blocking=True).float().div_(255)

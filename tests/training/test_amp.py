@@ -72,6 +72,19 @@ def test_bf16_autocast_trains_on_cpu(tiny_pets: Path, manifest: Path, tmp_path: 
     )
 
 
+def test_auto_amp_is_resolved_and_logged(
+    tiny_pets: Path, manifest: Path, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    from gcnseg import runtime
+
+    monkeypatch.setattr(runtime, "cpu_features", lambda: {"native_bf16": True})
+    with caplog.at_level("INFO", logger="gcnseg.training.run"):
+        run_dir = train(_config(tiny_pets, manifest, tmp_path, "auto"), progress_bar=False)
+    assert "training precision: bf16 (the CPU has native bf16)" in caplog.text
+    # the run keeps `auto` (a resume on another CPU decides again), and trained in bf16
+    assert load_checkpoint(run_dir / "last.pt")["config"]["train"]["amp"] == "auto"
+
+
 def test_fp16_on_cpu_is_a_clear_error(tiny_pets: Path, manifest: Path, tmp_path: Path) -> None:
     with pytest.raises(GcnsegError, match=r"fp16 needs a CUDA GPU.*bf16"):
         train(_config(tiny_pets, manifest, tmp_path, "fp16"), progress_bar=False)

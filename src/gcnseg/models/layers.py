@@ -2,7 +2,46 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def _conv_rows_as_columns(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """`conv` (a 1×k kernel) applied as a k×1 kernel to the H/W-transposed, channels-last input.
+
+    Same result; used in training only because oneDNN's weight gradient for 1×k kernels is 4–10×
+    slower than for k×1 ones (GCN-ResNet50 at 512²: 625 of 1700 ms of convolution backward; see
+    benchmarks/README.md). Inference keeps the plain convolution: its forward costs the same.
+    """
+    cl = torch.channels_last
+    weight = conv.weight.transpose(2, 3).contiguous(memory_format=cl)
+    padding = (conv.padding[1], conv.padding[0])
+    x = x.transpose(2, 3).contiguous(memory_format=cl)
+    return F.conv2d(x, weight, conv.bias, padding=padding).transpose(2, 3)
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """A depthwise convolution that trains in fp32 where oneDNN's bf16 backward is slow.
+
+    Under CPU bf16 autocast, the backward of a depthwise convolution with a kernel above 3×3 or a
+    stride above 1 is 3–5× slower in bf16 than in fp32 (weight gradient of 5×5, input gradient of
+    stride 2), while 3×3 stride-1 ones are faster in bf16. Training runs those in fp32 (GCN-Lite0
+    at 512²: 3.1 -> 4.7–5.0 img/s); inference and export are a plain convolution.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        slow_in_bf16 = self.kernel_size[0] > 3 or self.stride[0] > 1
+        if (
+            slow_in_bf16
+            and self.training
+            and x.device.type == "cpu"
+            and torch.is_autocast_enabled("cpu")
+            and torch.is_grad_enabled()
+        ):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
 
 
 class GCNBlock(nn.Module):
@@ -33,6 +72,13 @@ class GCNBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.kernel_size == 1:
             return self.score(x)
+        if self.training and torch.is_grad_enabled():
+            # Both 1×k convolutions as k×1 on transposed maps (see `_conv_rows_as_columns`).
+            first, second = self.left
+            left = _conv_rows_as_columns(first(x), second)
+            first, second = self.right
+            right = second(_conv_rows_as_columns(x, first))
+            return left + right
         return self.left(x) + self.right(x)
 
 

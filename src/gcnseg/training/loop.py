@@ -183,7 +183,7 @@ def _train_step(run: Run, batch) -> float:
     with run.interrupts.held():
         images = prepare_images(batch["image"], run.device, cfg.train.channels_last)
         labels = batch["label"].to(run.device, non_blocking=True).long()
-        with autocast(run.device, cfg.train.amp):
+        with autocast(run.device, run.amp):
             logits = run.model(images)
         loss = run.loss_fn(logits.float(), labels)
         with torch.no_grad():
@@ -263,7 +263,7 @@ def validate(run: Run) -> Evaluation:
     broadcast_buffers(run.model_without_ddp)
     cfg = run.cfg
     segmenter = Segmenter(
-        TorchEngine(run.model_without_ddp, run.device, cfg.train.amp, cfg.train.channels_last),
+        TorchEngine(run.model_without_ddp, run.device, run.amp, cfg.train.channels_last),
         run.classes,
         cfg.data.eval_size,
         cfg.model.name,

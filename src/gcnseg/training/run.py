@@ -32,7 +32,7 @@ from gcnseg.errors import GcnsegError
 from gcnseg.io.atomic import write_text
 from gcnseg.models.backbones import get_backbone_spec
 from gcnseg.models.registry import build_model, model_entry
-from gcnseg.runtime import resolve_device
+from gcnseg.runtime import resolve_amp, resolve_device
 from gcnseg.training.checkpoints import (
     clear_run_dir,
     remove_temp_files,
@@ -80,6 +80,7 @@ class Run:
     model_without_ddp: nn.Module  # what is saved and evaluated
     optimizer: torch.optim.Optimizer
     schedule: LRSchedule
+    amp: str  # the autocast precision in use: train.amp with "auto" resolved
     scaler: torch.amp.GradScaler
     loss_fn: SegmentationLoss
     train_set: SegmentationDataset
@@ -265,6 +266,9 @@ def setup_run(
     if cfg.train.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg)
+    amp, why = resolve_amp(cfg.train.amp, device)
+    if info.is_main:
+        log.info("training precision: %s (%s)", "fp32" if amp == "none" else amp, why)
 
     train_set = SegmentationDataset(
         select(index, manifest["splits"]["train"]),
@@ -326,7 +330,8 @@ def setup_run(
         model_without_ddp=model_without_ddp,
         optimizer=optimizer,
         schedule=schedule,
-        scaler=torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16"),
+        amp=amp,
+        scaler=torch.amp.GradScaler("cuda", enabled=amp == "fp16"),
         loss_fn=SegmentationLoss(cfg.train.dice_weight),
         train_set=train_set,
         sampler=sampler,

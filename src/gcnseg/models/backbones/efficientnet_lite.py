@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from gcnseg.models.backbones import BackboneSpec, FeatureInfo, register_backbone
+from gcnseg.models.layers import DepthwiseConv2d
 
 # (repeats, kernel, stride, expand ratio, in channels, out channels) of the B0 baseline.
 _BASE_STAGES = (
@@ -51,7 +52,7 @@ class MBConvBlock(nn.Module):
         if self.has_expand:
             self._expand_conv = nn.Conv2d(in_chs, mid, 1, bias=False)
             self._bn0 = nn.BatchNorm2d(mid, **_BN)
-        self._depthwise_conv = nn.Conv2d(
+        self._depthwise_conv = DepthwiseConv2d(
             mid, mid, kernel, stride, padding=kernel // 2, groups=mid, bias=False
         )
         self._bn1 = nn.BatchNorm2d(mid, **_BN)
