@@ -163,6 +163,13 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "--size", type=image_side, help="inference size (default: the checkpoint's eval size)"
     )
     test.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    test.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="multi-scale test-time augmentation, e.g. 0.75 1 1.25 (default: 1)",
+    )
     test.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     _add_engine(test)
     test.add_argument(
@@ -195,6 +202,13 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "--size", type=image_side, help="inference size (default: the checkpoint's eval size)"
     )
     predict.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    predict.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="multi-scale test-time augmentation, e.g. 0.75 1 1.25 (default: 1)",
+    )
     predict.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity")
     predict.add_argument("--masks", type=Path, help="folder of ground-truth masks for panels")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -480,6 +494,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         split=args.split,
         size=args.size,
         flip=args.flip,
+        scales=tuple(args.scales),
         device=args.device,
         engine=args.engine,
         strict=args.strict,
@@ -509,6 +524,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         engine=args.engine,
         size=args.size,
         flip=args.flip,
+        scales=tuple(args.scales),
         alpha=args.alpha,
         masks_dir=args.masks,
         device=args.device,

@@ -199,6 +199,8 @@ class TrainConfig(_Section):
     compile: bool = False
     sync_bn: bool = False
     dice_weight: float = 0.0  # loss = CE + dice_weight * (1 - Dice)
+    label_smoothing: float = 0.0  # of the cross-entropy's targets
+    ema_decay: float | None = None  # validate, save and ship an EMA of the weights (e.g. 0.995)
     monitor: Literal["miou", "pixel_accuracy", "loss"] = "miou"
     eval_flip: bool = False  # flip test-time augmentation during validation
     output: str = "runs"
@@ -212,6 +214,9 @@ class TrainConfig(_Section):
         self.require("epochs", self.epochs >= 1, ">= 1")
         self.require("seed", self.seed >= 0, ">= 0")
         self.require("dice_weight", self.dice_weight >= 0, ">= 0")
+        self.require("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)")
+        decay = self.ema_decay
+        self.require("ema_decay", decay is None or 0 < decay < 1, "in (0, 1) or none")
         self.require("output", bool(self.output), "a folder")
         name = self.name
         self.require(

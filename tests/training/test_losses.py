@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gcnseg.classes import IGNORE_INDEX
 from gcnseg.training.losses import SegmentationLoss, soft_dice_loss
 
 
@@ -42,3 +43,14 @@ def test_fully_ignored_batch_gives_zero_with_gradient() -> None:
     loss.backward()
     assert float(loss.detach()) == 0.0
     assert logits.grad is not None
+
+
+def test_label_smoothing_softens_the_targets_of_labelled_pixels_only() -> None:
+    logits = torch.tensor([[[[4.0, 0.0]], [[0.0, 4.0]]]])  # (1, 2 classes, 1, 2 pixels), correct
+    target = torch.tensor([[[0, IGNORE_INDEX]]])
+    plain = SegmentationLoss()(logits, target)
+    smoothed = SegmentationLoss(label_smoothing=0.2)(logits, target)
+    log_p = logits[0, :, 0, 0].log_softmax(0)
+    expected = -(0.9 * log_p[0] + 0.1 * log_p[1])  # 0.2 spread over 2 classes; pixel 2 ignored
+    torch.testing.assert_close(smoothed, expected)
+    assert smoothed > plain

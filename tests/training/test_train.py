@@ -127,6 +127,42 @@ def test_interrupted_run_resumes_to_identical_weights(
     assert epochs == [0, 1]
 
 
+def test_ema_run_saves_both_weights_and_resumes_exactly(
+    tiny_pets: Path,
+    manifest: Path,
+    tmp_path: Path,
+    monkeypatch,
+) -> None:
+    extra = ("train.epochs=2", "train.ema_decay=0.9", "train.label_smoothing=0.1")
+    full = train(_config(tiny_pets, manifest, tmp_path, "full", *extra), progress_bar=False)
+    payload = load_checkpoint(full / "last.pt")
+    assert payload["model"].keys() == payload["training_model"].keys()
+    assert any(
+        not torch.equal(payload["model"][k], payload["training_model"][k])
+        for k in payload["model"]
+        if payload["model"][k].is_floating_point()
+    ), "the EMA is a copy of the trained weights"
+
+    real_step = train_module._train_step
+    calls = {"n": 0}
+
+    def interrupt_mid_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_train_step", interrupt_mid_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tiny_pets, manifest, tmp_path, "cut", *extra), progress_bar=False)
+    monkeypatch.setattr(train_module, "_train_step", real_step)
+    train(None, resume=tmp_path / "cut", progress_bar=False)
+    resumed = load_checkpoint(tmp_path / "cut" / "last.pt")
+    for part in ("model", "training_model"):
+        for key, value in payload[part].items():
+            torch.testing.assert_close(resumed[part][key], value, rtol=0, atol=1e-6, msg=key)
+
+
 def test_non_finite_loss_stops_with_a_checkpoint(tiny_pets: Path, manifest: Path, tmp_path) -> None:
     cfg = _config(
         tiny_pets,

@@ -108,6 +108,7 @@ def run_test(
     split: str = "test",
     size: int | None = None,
     flip: bool = False,
+    scales: tuple[float, ...] = (1.0,),
     device: str = "auto",
     engine: str = "auto",
     strict: bool = False,
@@ -123,7 +124,7 @@ def run_test(
 
     index = index_dataset(data_root)
     samples = split_samples(index, manifest, split)
-    segmenter = load(checkpoint, engine=engine, device=device, flip=flip, size=size)
+    segmenter = load(checkpoint, engine=engine, device=device, flip=flip, scales=scales, size=size)
     classes = segmenter.classes
     _check_classes(index.classes, classes, data_root, checkpoint, any_class_names)
     transform = eval_transform(segmenter.eval_size)

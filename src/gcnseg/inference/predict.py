@@ -74,6 +74,7 @@ def predict_files(
     engine: str = "auto",
     size: int | None = None,
     flip: bool = False,
+    scales: tuple[float, ...] = (1.0,),
     alpha: float = 0.5,
     masks_dir: Path | None = None,
     device: str = "auto",
@@ -83,7 +84,7 @@ def predict_files(
     """Segment every input and write its mask, overlay and (with ground truth) panel."""
     paths = expand_inputs(inputs)
     stems = output_stems(paths)
-    segmenter = load(checkpoint, engine=engine, device=device, flip=flip, size=size)
+    segmenter = load(checkpoint, engine=engine, device=device, flip=flip, scales=scales, size=size)
     loader = DataLoader(
         ImageFiles(paths, segmenter.eval_size),
         batch_size=batch_size,

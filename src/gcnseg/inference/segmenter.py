@@ -15,6 +15,7 @@ from typing import Any, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
@@ -50,6 +51,7 @@ class Segmenter:
     model_name: str
     flip: bool = False
     batch_size: int = 4
+    scales: tuple[float, ...] = (1.0,)  # multi-scale test-time augmentation: 0.75 1 1.25 ...
     model: nn.Module | None = None  # the torch model, when there is one (not for an .onnx file)
     info: dict[str, Any] = field(default_factory=dict)  # config, metrics, provenance
     engine_reason: str = ""
@@ -63,11 +65,22 @@ class Segmenter:
         return self.engine.name
 
     def logits(self, images: Tensor) -> Tensor:
-        """Float32 logits (N, C, S, S) for letterboxed uint8 images (N, 3, S, S); flip TTA optional."""
-        logits = self.engine(images)
-        if self.flip:
-            logits = (logits + self.engine(images.flip(-1)).flip(-1)) / 2
-        return logits
+        """Float32 logits (N, C, S, S) for letterboxed uint8 images (N, 3, S, S).
+
+        With test-time augmentation, the mean of the logits over `scales` (each side rounded to a
+        multiple of 32) and, with `flip`, their mirror images.
+        """
+        size = images.shape[-2:]
+        total = None
+        for scale in self.scales:
+            scaled = _resize_uint8(images, scale)
+            for flipped in (False, True) if self.flip else (False,):
+                logits = self.engine(scaled.flip(-1) if flipped else scaled)
+                logits = logits.flip(-1) if flipped else logits
+                if logits.shape[-2:] != size:
+                    logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+                total = logits if total is None else total + logits
+        return total / (len(self.scales) * (2 if self.flip else 1))
 
     @staticmethod
     def restore(logits: Tensor, boxes: Sequence[Letterbox]) -> Iterator[Tensor]:
@@ -111,6 +124,7 @@ class Segmenter:
             "engine": self.engine.name,
             "engine_reason": self.engine_reason,
             "flip": self.flip,
+            "scales": list(self.scales),
             "version": __version__,
         }
 
@@ -201,14 +215,19 @@ def load(
     engine: str = "auto",
     device: str = "auto",
     flip: bool = False,
+    scales: Sequence[float] = (1.0,),
     size: int | None = None,
     batch_size: int = 4,
 ) -> Segmenter:
     """A Segmenter for a packaged model's name, a run folder, a checkpoint, a folder written by
-    `save_pretrained`, or an exported `.onnx` file. `engine`: see `gcnseg.inference.engines`."""
+    `save_pretrained`, or an exported `.onnx` file. `engine`: see `gcnseg.inference.engines`.
+    `flip` and `scales` (e.g. 0.75, 1, 1.25) turn on test-time augmentation."""
+    scales = check_scales(scales)
     path = Path(source)
     if path.suffix == ".onnx":
-        return _load_onnx(path, engine=engine, flip=flip, size=size, batch_size=batch_size)
+        segmenter = _load_onnx(path, engine=engine, flip=flip, size=size, batch_size=batch_size)
+        segmenter.scales = scales
+        return segmenter
     if path.is_dir() and (path / PRETRAINED_CONFIG).is_file():
         model, config, classes, info = _read_pretrained(path)
     else:
@@ -219,7 +238,7 @@ def load(
         config = cfg.to_dict()
         info = {"config": config, "metrics": payload.get("metrics", {})}
     info["training_data"] = info.get("training_data") or training_data(classes)
-    return from_module(
+    segmenter = from_module(
         model,
         classes=classes,
         eval_size=size or config["data"]["eval_size"],
@@ -230,6 +249,24 @@ def load(
         batch_size=batch_size,
         info=info,
     )
+    segmenter.scales = scales
+    return segmenter
+
+
+def check_scales(scales: Sequence[float]) -> tuple[float, ...]:
+    scales = tuple(float(s) for s in scales)
+    if not scales or not all(0.25 <= s <= 4 for s in scales):
+        raise GcnsegError(f"test-time scales must be between 0.25 and 4, got {list(scales)}")
+    return scales
+
+
+def _resize_uint8(images: Tensor, scale: float) -> Tensor:
+    """uint8 NCHW images with each side scaled and rounded to a multiple of 32 (the model's stride)."""
+    if scale == 1.0:
+        return images
+    h, w = (max(32, round(side * scale / 32) * 32) for side in images.shape[-2:])
+    resized = F.interpolate(images.float(), size=(h, w), mode="bilinear", align_corners=False)
+    return resized.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def from_module(

@@ -205,6 +205,8 @@ def _train_step(run: Run, batch) -> float:
         run.schedule.step()
         progress.step_in_epoch += 1
         progress.global_step += 1
+        if run.ema is not None:
+            run.ema.update(run.model_without_ddp, progress.global_step)
         progress.epoch_loss_sum += loss_value
         confusion = progress.epoch_confusion or [0] * run.num_classes**2
         progress.epoch_confusion = [a + int(b) for a, b in zip(confusion, reduced[1:], strict=True)]
@@ -260,15 +262,15 @@ def epoch_train_stats(run: Run) -> dict:
 def validate(run: Run) -> Evaluation:
     # Without SyncBN each rank's BatchNorm statistics saw only its own batches: evaluate rank 0's
     # (the ones last.pt saves) on every rank, so metrics.jsonl describes last.pt.
-    broadcast_buffers(run.model_without_ddp)
+    broadcast_buffers(run.evaluated_model)
     cfg = run.cfg
     segmenter = Segmenter(
-        TorchEngine(run.model_without_ddp, run.device, run.amp, cfg.train.channels_last),
+        TorchEngine(run.evaluated_model, run.device, run.amp, cfg.train.channels_last),
         run.classes,
         cfg.data.eval_size,
         cfg.model.name,
         flip=cfg.train.eval_flip,
-        model=run.model_without_ddp,
+        model=run.evaluated_model,
     )
     result = evaluate(segmenter, run.val_loader)
     if result.skipped and run.info.is_main:

@@ -25,16 +25,27 @@ def soft_dice_loss(logits: Tensor, target: Tensor, ignore_index: int = IGNORE_IN
 class SegmentationLoss(nn.Module):
     """CE averaged over the non-ignored pixels (the seed averaged over all of them, diluting it)."""
 
-    def __init__(self, dice_weight: float = 0.0, ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(
+        self,
+        dice_weight: float = 0.0,
+        ignore_index: int = IGNORE_INDEX,
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__()
         self.dice_weight = dice_weight
+        self.label_smoothing = label_smoothing
         self.ignore_index = ignore_index
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         target = target.long()
         if not (target != self.ignore_index).any():
             return logits.sum() * 0.0  # keeps the graph; a fully ignored crop teaches nothing
-        loss = F.cross_entropy(logits.float(), target, ignore_index=self.ignore_index)
+        loss = F.cross_entropy(
+            logits.float(),
+            target,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+        )
         if self.dice_weight:
             loss = loss + self.dice_weight * soft_dice_loss(logits, target, self.ignore_index)
         return loss

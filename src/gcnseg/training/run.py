@@ -40,6 +40,7 @@ from gcnseg.training.checkpoints import (
     truncate_jsonl,
 )
 from gcnseg.training.distributed import DistInfo, ShardSampler
+from gcnseg.training.ema import WeightEMA
 from gcnseg.training.init import apply_init
 from gcnseg.training.interrupts import Interrupts
 from gcnseg.training.losses import SegmentationLoss
@@ -77,7 +78,8 @@ class Run:
     info: DistInfo
     classes: ClassSet
     model: nn.Module  # what the loop calls: DDP-wrapped and/or compiled
-    model_without_ddp: nn.Module  # what is saved and evaluated
+    model_without_ddp: nn.Module  # the weights being trained
+    ema: WeightEMA | None  # with train.ema_decay: their average, evaluated and saved as "model"
     optimizer: torch.optim.Optimizer
     schedule: LRSchedule
     amp: str  # the autocast precision in use: train.amp with "auto" resolved
@@ -97,6 +99,11 @@ class Run:
     step_records: list[dict] = field(default_factory=list)  # steps.jsonl lines not yet written
 
     @property
+    def evaluated_model(self) -> nn.Module:
+        """What validation scores and checkpoints hold as "model": the EMA when there is one."""
+        return self.ema.module if self.ema is not None else self.model_without_ddp
+
+    @property
     def num_classes(self) -> int:
         return len(self.classes.names)
 
@@ -107,8 +114,10 @@ class Run:
 
 
 def checkpoint_payload(run: Run, metrics: dict) -> dict:
+    extra = {} if run.ema is None else {"training_model": run.model_without_ddp.state_dict()}
     return {
-        "model": run.model_without_ddp.state_dict(),
+        **extra,
+        "model": run.evaluated_model.state_dict(),
         "config": run.cfg.to_dict(),
         "classes": run.classes.to_dict(),
         "progress": vars(run.progress).copy(),
@@ -197,7 +206,7 @@ def build_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
 
 
 def _restore(
-    state: dict, run_dir: Path, classes: ClassSet, model, optimizer, schedule
+    state: dict, run_dir: Path, classes: ClassSet, model, ema, optimizer, schedule
 ) -> tuple[Progress, dict]:
     """Load a resumed state; a mismatch (other model, other data) is one line, not a traceback."""
     where = run_dir / "last.pt"
@@ -208,7 +217,10 @@ def _restore(
             f"{list(classes.names)}; resume with the run's own data, or start a new run"
         )
     try:
-        model.load_state_dict(state["model"])
+        # With an EMA, "model" is the average and "training_model" the weights being trained.
+        model.load_state_dict(state.get("training_model", state["model"]))
+        if ema is not None:
+            ema.module.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         progress = Progress(**state["progress"])
@@ -300,8 +312,9 @@ def setup_run(
         )
     schedule = LRSchedule(optimizer, cfg.schedule, steps_per_epoch, cfg.train.epochs)
     progress, last_metrics = Progress(), {}
+    ema = None if cfg.train.ema_decay is None else WeightEMA(model, cfg.train.ema_decay)
     if state:
-        progress, last_metrics = _restore(state, run_dir, classes, model, optimizer, schedule)
+        progress, last_metrics = _restore(state, run_dir, classes, model, ema, optimizer, schedule)
     if info.is_main:
         _prepare_folder(run_dir, cfg, manifest, progress, overwrite)
 
@@ -328,11 +341,12 @@ def setup_run(
         classes=classes,
         model=torch.compile(model) if cfg.train.compile else model,
         model_without_ddp=model_without_ddp,
+        ema=ema,
         optimizer=optimizer,
         schedule=schedule,
         amp=amp,
         scaler=torch.amp.GradScaler("cuda", enabled=amp == "fp16"),
-        loss_fn=SegmentationLoss(cfg.train.dice_weight),
+        loss_fn=SegmentationLoss(cfg.train.dice_weight, label_smoothing=cfg.train.label_smoothing),
         train_set=train_set,
         sampler=sampler,
         val_loader=val_loader,
