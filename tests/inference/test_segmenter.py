@@ -124,3 +124,41 @@ def test_readme_python_example_runs(photo: Path, tmp_path: Path, monkeypatch, ca
     exec(compile(code, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "cat" in printed and str(Image.open(photo).size[::-1]) in printed
+
+
+class _RecordingEngine:
+    """Logits that follow the image's red channel: a view not undone lands in the wrong place."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.sizes: list[tuple[int, int]] = []
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(tuple(images.shape[-2:]))
+        red = images[:, :1].float() / 255
+        return torch.cat([red, 1 - red], dim=1)
+
+
+def test_multi_scale_flip_tta_runs_each_view_and_undoes_it() -> None:
+    from gcnseg.classes import ClassSet
+
+    engine = _RecordingEngine()
+    classes = ClassSet.from_dict({"names": ["a", "b"], "colors": [[0, 0, 0], [255, 255, 255]]})
+    plain = Segmenter(engine, classes, eval_size=64, model_name="ramp")
+    tta = Segmenter(engine, classes, eval_size=64, model_name="ramp", flip=True, scales=(0.5, 1.25))
+    ramp = torch.linspace(0, 255, 64).round().to(torch.uint8)  # dark left, bright right
+    images = ramp.expand(2, 3, 64, 64).contiguous()
+    expected = plain.logits(images)
+    engine.sizes.clear()
+    logits = tta.logits(images)
+    # each scale rounded to a multiple of 32, once as is and once mirrored
+    assert engine.sizes == [(32, 32), (32, 32), (96, 96), (96, 96)]
+    assert logits.shape == expected.shape
+    # every view resized and flipped back onto the ramp (a mirror left as is would flatten it)
+    torch.testing.assert_close(logits, expected, atol=0.03, rtol=0)
+
+
+def test_tta_scales_out_of_range_are_refused() -> None:
+    with pytest.raises(GcnsegError, match=r"between 0\.25 and 4"):
+        load("pets-default", scales=(0.1, 1.0))

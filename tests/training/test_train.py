@@ -197,6 +197,31 @@ def test_test_command_reports_at_original_resolution(
     assert (tmp_path / "confusion_matrix.png").is_file() and (tmp_path / "worst.png").is_file()
     assert sorted(p.stem for p in (tmp_path / "draw").iterdir()) == sorted(names)
     assert "mean image accuracy" in report.format()
+    # Oxford layout: per breed, each the mean of its own images' scores, worst first
+    breeds = data["breeds"]
+    assert sum(b["images"] for b in breeds.values()) == len(names)
+    for breed, row in breeds.items():
+        own = [s for n, s in data["per_image"].items() if n.rsplit("_", 1)[0] == breed]
+        assert row["mean_image_accuracy"] == pytest.approx(
+            np.mean([s["pixel_accuracy"] for s in own])
+        )
+    accuracies = [b["mean_image_accuracy"] for b in breeds.values()]
+    assert accuracies == sorted(accuracies)
+    assert "5 worst breeds" in report.format()
+    assert "test_time_augmentation" not in data
+
+
+def test_test_time_augmentation_is_recorded(
+    trained_run: Path, tiny_pets: Path, manifest: Path, tmp_path
+) -> None:
+    out = tmp_path / "r.json"
+    run_test(
+        str(trained_run), tiny_pets, manifest=manifest, split="test", json_out=out,
+        flip=True, scales=(0.75, 1.0), worst=0,
+    )  # fmt: skip
+    data = json.loads(out.read_text())
+    assert data["test_time_augmentation"] == {"flip": True, "scales": [0.75, 1.0]}
+    assert 0 <= data["miou"] <= 1
 
 
 def test_predict_odd_formats_and_skips_unreadable(

@@ -66,6 +66,11 @@ def pet_class(stem: str, species: dict[str, int]) -> int:
     return species.get(stem, CAT if stem[:1].isupper() else DOG)
 
 
+def breed(stem: str) -> str:
+    """The breed in an image's name: `Abyssinian_12` -> `Abyssinian`, `great_pyrenees_3` -> ..."""
+    return stem.rsplit("_", 1)[0]
+
+
 def index_oxford(root: Path) -> DatasetIndex:
     images, strays = files_by_stem(root / "images")
     masks, mask_strays = files_by_stem(root / "annotations" / "trimaps")

@@ -17,6 +17,7 @@ from gcnseg.classes import ClassSet
 from gcnseg.data.dataset import SegmentationDataset, default_workers, make_loader
 from gcnseg.data.images import read_image
 from gcnseg.data.layouts import index_dataset
+from gcnseg.data.oxford_pets import breed
 from gcnseg.data.splits import split_samples
 from gcnseg.data.transforms import eval_transform
 from gcnseg.errors import GcnsegError
@@ -41,10 +42,28 @@ class TestReport:
     engine: str
     skipped: list[SkippedItem] = field(default_factory=list)
     per_image: dict[str, ImageScore] = field(default_factory=dict)
+    breeds: bool = False  # Oxford-IIIT Pet: also score each breed (the prefix of the names)
+    tta: dict = field(default_factory=dict)  # flip and scales, when test-time augmentation is on
 
     @property
     def scored(self) -> int:
         return self.listed - len(self.skipped)
+
+    def by_breed(self) -> dict[str, dict[str, float]]:
+        """Per breed: images, mean image accuracy and mean image mIoU; worst accuracy first."""
+        groups: dict[str, list[ImageScore]] = {}
+        for name, score in self.per_image.items():
+            if not math.isnan(score.pixel_accuracy):
+                groups.setdefault(breed(name), []).append(score)
+        rows = {
+            name: {
+                "images": len(scores),
+                "mean_image_accuracy": float(np.mean([s.pixel_accuracy for s in scores])),
+                "mean_image_miou": float(np.mean([s.miou for s in scores])),
+            }
+            for name, scores in groups.items()
+        }
+        return dict(sorted(rows.items(), key=lambda kv: kv[1]["mean_image_accuracy"]))
 
     def to_dict(self) -> dict[str, Any]:
         """Strict JSON: a metric that is undefined (a class absent everywhere) is null, not NaN."""
@@ -59,7 +78,9 @@ class TestReport:
                 "classes": list(self.classes.names),
                 "engine": self.engine,
                 "seconds": self.seconds,
+                **({"test_time_augmentation": self.tta} if self.tta else {}),
                 **self.metrics,
+                **({"breeds": self.by_breed()} if self.breeds else {}),
                 "per_image": {
                     name: {"pixel_accuracy": s.pixel_accuracy, "miou": s.miou}
                     for name, s in self.per_image.items()
@@ -76,8 +97,10 @@ class TestReport:
             if not self.skipped
             else f"{self.scored} of {self.listed} images"
         )
+        tta = ", ".join(f"{k} {v}" for k, v in self.tta.items())
         lines = [
-            f"{counted} of {self.data} ({self.split}), {self.checkpoint}, engine {self.engine}",
+            f"{counted} of {self.data} ({self.split}), {self.checkpoint}, engine {self.engine}"
+            + (f", test-time augmentation: {tta}" if tta else ""),
             f"pixel accuracy        {m['pixel_accuracy']:.4f}",
             f"mean image accuracy   {m['mean_image_accuracy']:.4f}   (the seed project's metric)",
             f"mIoU                  {m['miou']:.4f}",
@@ -94,6 +117,13 @@ class TestReport:
         lines.append(" " * width + "".join(f"{n[:10]:>12}" for n in names))
         for name, row in zip(names, m["confusion_matrix"], strict=True):
             lines.append(f"{name:<{width}}" + "".join(f"{v:>12d}" for v in row))
+        if self.breeds:
+            lines += ["", f"{'5 worst breeds':<28}{'images':>8}{'image acc':>11}{'mIoU':>8}"]
+            for name, row in list(self.by_breed().items())[:5]:
+                lines.append(
+                    f"{name:<28}{row['images']:>8d}{row['mean_image_accuracy']:>11.4f}"
+                    f"{row['mean_image_miou']:>8.4f}"
+                )
         if self.skipped:
             lines += ["", f"left out ({len(self.skipped)} unreadable, not scored):"]
             lines += [f"  {s.reason}" for s in self.skipped]
@@ -163,6 +193,8 @@ def run_test(
         segmenter.engine_name,
         result.skipped,
         {samples[r.index].name: r.score for r in result.images},
+        breeds=index.layout == "oxford-pets",
+        tta=_tta(segmenter.flip, segmenter.scales),
     )
     for item in result.skipped:
         log.warning("left out of the metrics: %s", item.reason)
@@ -182,6 +214,12 @@ def run_test(
     if json_out is not None:
         write_json(json_out, report.to_dict())
     return report
+
+
+def _tta(flip: bool, scales: tuple[float, ...]) -> dict:
+    if not flip and scales == (1.0,):
+        return {}
+    return {"flip": flip, "scales": list(scales)}
 
 
 def _check_classes(

@@ -264,7 +264,7 @@ def _resize_uint8(images: Tensor, scale: float) -> Tensor:
     """uint8 NCHW images with each side scaled and rounded to a multiple of 32 (the model's stride)."""
     if scale == 1.0:
         return images
-    h, w = (max(32, round(side * scale / 32) * 32) for side in images.shape[-2:])
+    h, w = (max(32, int(side * scale / 32 + 0.5) * 32) for side in images.shape[-2:])
     resized = F.interpolate(images.float(), size=(h, w), mode="bilinear", align_corners=False)
     return resized.round_().clamp_(0, 255).to(torch.uint8)
 
