@@ -20,8 +20,14 @@ def row(run: Path) -> str:
     recipe = (
         f"{config['model']['name'].removeprefix('gcn_')}, crop {config['data']['crop_size']}, "
         f"eval {config['data']['eval_size']}, width {config['model']['decoder_width'] or 'classes'}, "
-        f"dice {config['train']['dice_weight']}"
+        f"dice {config['train']['dice_weight']}, amp {config['train'].get('amp', 'none')}"
     )
+    scales = (config["data"]["scale_min"], config["data"]["scale_max"])
+    if scales != (0.5, 2.0):
+        recipe += f", scale {scales[0]}–{scales[1]}"
+    for key, label in (("ema_decay", "EMA"), ("label_smoothing", "label smoothing")):
+        if config["train"].get(key):
+            recipe += f", {label} {config['train'][key]}"
     ious = " / ".join(f"{v:.3f}" for v in test["iou"])
     minutes = epochs[-1]["elapsed_s"] / 60
     return (
