@@ -31,7 +31,7 @@ def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
     """The autocast precision training uses for `amp` ("auto" or a precision), and why.
 
     `auto` is bf16 where it runs in hardware: a CPU with native bf16 (AVX-512 BF16 or AMX; on the
-    Zen 4 it trains GCN-ResNet50 at 512² 2.3× faster than fp32 and GCN-Lite0 1.2× faster, in
+    Zen 4 it trains GCN-ResNet50 at 512² 1.8× faster than fp32 and GCN-Lite0 1.4× faster, in
     less memory) or a GPU that supports it; fp16 on older GPUs; fp32 on other CPUs, where bf16 is
     emulated and about 10× slower.
     """
