@@ -151,6 +151,18 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     train.set_defaults(func=cmd_train)
 
 
+def _add_tta(parser: argparse.ArgumentParser) -> None:
+    """Test-time augmentation, the same for `test` and `predict`."""
+    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    parser.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="multi-scale test-time augmentation, e.g. 0.75 1 1.25 (default: 1)",
+    )
+
+
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     test = sub.add_parser("test", help="evaluate a checkpoint at original resolution")
     test.add_argument(
@@ -162,14 +174,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     test.add_argument(
         "--size", type=image_side, help="inference size (default: the checkpoint's eval size)"
     )
-    test.add_argument("--flip", action="store_true", help="flip test-time augmentation")
-    test.add_argument(
-        "--scales",
-        type=float,
-        nargs="+",
-        default=[1.0],
-        help="multi-scale test-time augmentation, e.g. 0.75 1 1.25 (default: 1)",
-    )
+    _add_tta(test)
     test.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     _add_engine(test)
     test.add_argument(
@@ -201,14 +206,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--size", type=image_side, help="inference size (default: the checkpoint's eval size)"
     )
-    predict.add_argument("--flip", action="store_true", help="flip test-time augmentation")
-    predict.add_argument(
-        "--scales",
-        type=float,
-        nargs="+",
-        default=[1.0],
-        help="multi-scale test-time augmentation, e.g. 0.75 1 1.25 (default: 1)",
-    )
+    _add_tta(predict)
     predict.add_argument("--alpha", type=unit_float, default=0.5, help="overlay opacity")
     predict.add_argument("--masks", type=Path, help="folder of ground-truth masks for panels")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

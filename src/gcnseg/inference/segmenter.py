@@ -225,9 +225,9 @@ def load(
     scales = check_scales(scales)
     path = Path(source)
     if path.suffix == ".onnx":
-        segmenter = _load_onnx(path, engine=engine, flip=flip, size=size, batch_size=batch_size)
-        segmenter.scales = scales
-        return segmenter
+        return _load_onnx(
+            path, engine=engine, flip=flip, scales=scales, size=size, batch_size=batch_size
+        )
     if path.is_dir() and (path / PRETRAINED_CONFIG).is_file():
         model, config, classes, info = _read_pretrained(path)
     else:
@@ -238,7 +238,7 @@ def load(
         config = cfg.to_dict()
         info = {"config": config, "metrics": payload.get("metrics", {})}
     info["training_data"] = info.get("training_data") or training_data(classes)
-    segmenter = from_module(
+    return from_module(
         model,
         classes=classes,
         eval_size=size or config["data"]["eval_size"],
@@ -246,11 +246,10 @@ def load(
         engine=engine,
         device=device,
         flip=flip,
+        scales=scales,
         batch_size=batch_size,
         info=info,
     )
-    segmenter.scales = scales
-    return segmenter
 
 
 def check_scales(scales: Sequence[float]) -> tuple[float, ...]:
@@ -278,6 +277,7 @@ def from_module(
     engine: str = "auto",
     device: str | torch.device = "auto",
     flip: bool = False,
+    scales: tuple[float, ...] = (1.0,),
     batch_size: int = 4,
     info: dict[str, Any] | None = None,
 ) -> Segmenter:
@@ -292,6 +292,7 @@ def from_module(
         eval_size=eval_size,
         model_name=model_name,
         flip=flip,
+        scales=scales,
         batch_size=batch_size,
         model=model,
         info=info or {},
@@ -300,7 +301,13 @@ def from_module(
 
 
 def _load_onnx(
-    path: Path, *, engine: str, flip: bool, size: int | None, batch_size: int
+    path: Path,
+    *,
+    engine: str,
+    flip: bool,
+    scales: tuple[float, ...],
+    size: int | None,
+    batch_size: int,
 ) -> Segmenter:
     from gcnseg.inference.export import META_CLASSES, META_EVAL_SIZE, META_MODEL, META_QUANTIZED
 
@@ -324,6 +331,7 @@ def _load_onnx(
         eval_size=eval_size,
         model_name=meta.get(META_MODEL, path.stem),
         flip=flip,
+        scales=scales,
         batch_size=batch_size,
         info={"training_data": training_data(classes)},
         engine_reason="an ONNX file was given",
