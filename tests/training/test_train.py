@@ -60,6 +60,23 @@ def _config(root: Path, manifest: Path, out: Path, name: str, *extra: str):
     return load_config("pets_gcn_lite0", overrides + list(extra))
 
 
+def _train_until_ctrl_c(cfg, monkeypatch, at_step: int) -> None:
+    """Train `cfg` until a Ctrl-C arrives instead of training step `at_step` (counted from 1)."""
+    real_step = train_module._train_step
+    calls = {"n": 0}
+
+    def interrupt(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == at_step:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_train_step", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress_bar=False)
+    monkeypatch.setattr(train_module, "_train_step", real_step)
+
+
 @pytest.fixture(scope="module")
 def trained_run(tiny_pets: Path, manifest: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs")
@@ -100,21 +117,10 @@ def test_checkpoint_round_trip(trained_run: Path) -> None:
 def test_interrupted_run_resumes_to_identical_weights(
     tiny_pets: Path, manifest: Path, trained_run: Path, tmp_path, monkeypatch
 ) -> None:
-    real_step = train_module._train_step
-    calls = {"n": 0}
-
-    def interrupt_mid_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 5:  # epoch 2, second step
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "_train_step", interrupt_mid_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train(_config(tiny_pets, manifest, tmp_path, "cut", "train.epochs=2"), progress_bar=False)
+    cut = _config(tiny_pets, manifest, tmp_path, "cut", "train.epochs=2")
+    _train_until_ctrl_c(cut, monkeypatch, at_step=5)  # epoch 2, second step
     saved = load_checkpoint(tmp_path / "cut" / "last.pt")["progress"]
     assert (saved["epoch"], saved["step_in_epoch"]) == (1, 1)
-    monkeypatch.setattr(train_module, "_train_step", real_step)
     train(None, resume=tmp_path / "cut", progress_bar=False)
     resumed = load_checkpoint(tmp_path / "cut" / "last.pt")["model"]
     uninterrupted = load_checkpoint(trained_run / "last.pt")["model"]
@@ -143,19 +149,9 @@ def test_ema_run_saves_both_weights_and_resumes_exactly(
         if payload["model"][k].is_floating_point()
     ), "the EMA is a copy of the trained weights"
 
-    real_step = train_module._train_step
-    calls = {"n": 0}
-
-    def interrupt_mid_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "_train_step", interrupt_mid_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train(_config(tiny_pets, manifest, tmp_path, "cut", *extra), progress_bar=False)
-    monkeypatch.setattr(train_module, "_train_step", real_step)
+    _train_until_ctrl_c(
+        _config(tiny_pets, manifest, tmp_path, "cut", *extra), monkeypatch, at_step=5
+    )
     train(None, resume=tmp_path / "cut", progress_bar=False)
     resumed = load_checkpoint(tmp_path / "cut" / "last.pt")
     for part in ("model", "training_model"):
