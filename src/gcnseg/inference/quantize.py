@@ -2,11 +2,10 @@
 
 Activation ranges come from real images letterboxed exactly as at inference, so the int8 model
 sees the distribution it will serve; weights are quantised per channel (QDQ format), which keeps
-the depthwise convolutions of EfficientNet-Lite accurate. What stays in float, measured on the
-pets test split (pixels whose class agrees with fp32): the decoder, whose 3 channels are class
-scores and a small share of the compute (quantising it too: 99.2%), and the backbone's stem and
-first block, at half resolution, where rounding moves object borders (quantised: 99.46%; kept
-in float: 99.72%, mIoU +0.0008).
+the depthwise convolutions of EfficientNet-Lite accurate. What stays in float, chosen by the
+share of pixels whose class agrees with fp32 on the pets test split (benchmarks/README.md): the
+decoder, whose channels are class scores and a small share of the compute, and the backbone's
+stem and first block, at half resolution, where rounding moves object borders.
 """
 
 from __future__ import annotations
@@ -18,11 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from gcnseg.data.images import read_image
-from gcnseg.data.transforms import letterbox
+from gcnseg.data.transforms import letterbox, to_chw_tensor
 from gcnseg.errors import GcnsegError
+from gcnseg.inference.onnx_format import INPUT_NAME, META_QUANTIZED, exported_input
 from gcnseg.io.atomic import atomic_path
-
-INPUT_NAME = "image"
 
 
 def quantize_int8(fp32: Path, out: Path, images: list[Path], *, size: int) -> Path:
@@ -36,8 +34,6 @@ def quantize_int8(fp32: Path, out: Path, images: list[Path], *, size: int) -> Pa
         quantize_static,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from gcnseg.inference.export import META_QUANTIZED
 
     batches = [_calibration_batch(path, size) for path in images]
     batches = [b for b in batches if b is not None]
@@ -105,7 +101,7 @@ def _calibration_batch(path: Path, size: int) -> np.ndarray | None:
     except GcnsegError:
         return None
     boxed, _ = letterbox(image, size)
-    return (boxed.transpose(2, 0, 1)[None].astype(np.float32) / 255.0).copy()
+    return exported_input(to_chw_tensor(boxed)[None])
 
 
 def calibration_images(data: Path, manifest: Path | None, count: int) -> list[Path]:

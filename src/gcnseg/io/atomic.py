@@ -25,9 +25,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
-    tmp_path.chmod(0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual mode
     try:
         yield tmp_path
+        # mkstemp makes 0600 files, and some writers (safetensors) replace the file with their
+        # own: outputs get the usual mode, set once the content is written.
+        tmp_path.chmod(0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
