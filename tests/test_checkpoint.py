@@ -13,28 +13,25 @@ import pytest
 import torch
 
 from gcnseg import checkpoint
-from gcnseg.checkpoint import (
-    load_checkpoint,
-    model_from_checkpoint,
-    resolve_checkpoint,
-    save_checkpoint,
-)
+from gcnseg.checkpoint import load_checkpoint, save_checkpoint
 from gcnseg.config import Config
 from gcnseg.data.oxford_pets import PETS
 from gcnseg.errors import GcnsegError
 from gcnseg.evaluation.report import run_test
+from gcnseg.source import read_model, resolve_source
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / "oxford-pets-sample.json"
 MAX_PACKAGED_MIB = 10
 
 
 def test_packaged_model_is_small_fp16_and_carries_its_classes() -> None:
-    path = resolve_checkpoint("pets-default")
+    path = resolve_source("pets-default").path
     assert path.stat().st_size <= MAX_PACKAGED_MIB * 2**20
-    payload = load_checkpoint("pets-default")
+    payload = load_checkpoint(path)
     floats = [v for v in payload["model"].values() if v.is_floating_point()]
     assert floats and all(v.dtype == torch.float16 for v in floats)
-    model, config, classes = model_from_checkpoint(payload)
+    trained = read_model("pets-default")
+    model, config, classes = trained.model, trained.config, trained.classes
     assert classes.names == PETS.names and classes.colors == PETS.colors
     assert config.model.name.startswith("gcn_")
     logits = model(torch.rand(1, 3, 64, 96))
@@ -43,7 +40,7 @@ def test_packaged_model_is_small_fp16_and_carries_its_classes() -> None:
 
 def test_unknown_checkpoint_names_the_packaged_models() -> None:
     with pytest.raises(GcnsegError, match="pets-default"):
-        resolve_checkpoint("pets-nonexistent")
+        resolve_source("pets-nonexistent")
 
 
 # Real photos (skips without ../shared): accuracy on generated shapes would say nothing.
@@ -126,6 +123,15 @@ def test_gzip_round_trip_and_multi_member(tmp_path: Path) -> None:
     split = tmp_path / "two.pt.gz"  # `cat a.gz b.gz` is valid gzip too
     split.write_bytes(gzip.compress(raw[:100]) + gzip.compress(raw[100:]))
     assert load_checkpoint(split)["classes"] == PETS.to_dict()
+
+
+def test_gzip_ratio_limit_holds_for_small_files(tmp_path: Path) -> None:
+    """A 60 KB file that inflates to 60 MB is refused: the ratio limit, not a large floor."""
+    path = tmp_path / "small-bomb.pt.gz"
+    path.write_bytes(gzip.compress(b"\0" * (60 << 20)))
+    assert path.stat().st_size < 100_000
+    with pytest.raises(GcnsegError, match="refused as a gzip bomb"):
+        load_checkpoint(path)
 
 
 def test_gzip_bomb_is_refused_without_inflating_it(

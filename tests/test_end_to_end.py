@@ -18,9 +18,10 @@ import yaml
 from PIL import Image
 
 from _data import FOLDER_CLASSES, assert_predicted, make_tiny_pets, write_odd_images
-from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
+from gcnseg.checkpoint import load_checkpoint
 from gcnseg.cli import main
 from gcnseg.models.gcn import GCN
+from gcnseg.source import read_model
 from gcnseg.tools import demo
 from smoke import TINY_TRAINING, TWO_STEPS
 
@@ -79,7 +80,8 @@ def test_train_writes_a_complete_run(pets_run: Path) -> None:
     assert [r["epoch"] for r in records] == [0, 1]
     assert all(np.isfinite(r["train_loss"]) and 0 <= r["val_miou"] <= 1 for r in records)
     payload = load_checkpoint(pets_run / "last.pt")
-    model, cfg, classes = model_from_checkpoint(payload)
+    trained = read_model(pets_run / "last.pt")
+    model, cfg, classes = trained.model, trained.config, trained.classes
     assert classes.names == ("background", "cat", "dog") and cfg.data.crop_size == 64
     assert all(torch.equal(v, payload["model"][k]) for k, v in model.state_dict().items())
 
@@ -154,11 +156,12 @@ def test_export_onnx_and_gzipped_release_agree_with_the_run(pets_run: Path, tmp_
     onnx_path, release = tmp_path / "model.onnx", tmp_path / "release.pt.gz"
     for out in (onnx_path, release):
         assert main(["-q", "export", "--checkpoint", str(pets_run), "--out", str(out)]) == 0
-    full, _, classes = model_from_checkpoint(load_checkpoint(pets_run / "best.pt"))
+    best = read_model(pets_run / "best.pt")
+    full, classes = best.model, best.classes
     payload = load_checkpoint(release)
     assert release.read_bytes()[:2] == b"\x1f\x8b" and "optimizer" not in payload
     assert all(v.dtype == torch.float16 for v in payload["model"].values() if v.is_floating_point())
-    slim, _, _ = model_from_checkpoint(payload)
+    slim = read_model(release).model
     segmenter = OnnxEngine(onnx_path, threads=1)
     assert load(onnx_path).classes == classes
     x = torch.rand(2, 3, 70, 90)
@@ -187,7 +190,7 @@ def test_folders_layout_trains_tests_and_predicts_its_own_classes(
     argv = _train_argv(tiny_folders, manifest, tmp_path, "folders", "train.epochs=1")
     assert main(argv) == 0
     run = tmp_path / "folders"
-    _, _, classes = model_from_checkpoint(load_checkpoint(run / "best.pt"))
+    classes = read_model(run / "best.pt").classes
     assert (
         classes.to_dict()
         == FOLDER_CLASSES

@@ -1,4 +1,7 @@
-"""Checkpoints: written atomically, read with weights_only=True, found by path, run folder or name."""
+"""Checkpoint files: written atomically, read with weights_only=True and checked.
+
+Which file a model name means is `gcnseg.source`'s job; this module reads and writes one file.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +9,24 @@ import gzip
 import io
 import pickle
 import zlib
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from gcnseg.classes import ClassSet
-from gcnseg.config import Config, config_from_dict
+from gcnseg.config import config_from_dict
 from gcnseg.errors import GcnsegError
 from gcnseg.io.atomic import atomic_path
 
-# Models shipped inside the package, loadable by name with no download.
-PACKAGED = {"pets-default": "pets-default.pt.gz"}
+if TYPE_CHECKING:
+    from gcnseg.source import TrainedModel
+
 GZIP_MAGIC = b"\x1f\x8b"
 # Weights are noise to gzip (fp16 releases shrink about 9%), so a `.pt.gz` that inflates far
 # beyond its size is a gzip bomb: refused before it fills the memory.
 GZIP_MAX_RATIO = 20
-GZIP_MIN_BYTES = 64 << 20  # a tiny file may still hold a few mostly-zero tensors
+GZIP_MIN_BYTES = 1 << 20  # a tiny file may still hold a few mostly-zero tensors
 GZIP_MAX_BYTES = 2 << 30
 
 
@@ -39,26 +41,12 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
             torch.save(payload, tmp)
 
 
-def resolve_checkpoint(source: str | Path) -> Path:
-    """A file, a run folder (its best.pt, else last.pt), or a packaged model's name."""
-    if str(source) in PACKAGED:
-        return Path(str(resources.files("gcnseg.pretrained") / PACKAGED[str(source)]))
-    path = Path(source)
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
-        raise GcnsegError(f"{path}: no best.pt or last.pt in this run folder")
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint file (`.pt` or gzipped) and check its structure, so every broken,
+    crafted or foreign file is one line naming it here, not a KeyError in whoever uses it."""
+    path = Path(path)
     if not path.is_file():
-        known = ", ".join(PACKAGED)
-        raise GcnsegError(f"{path}: checkpoint not found (packaged models: {known})")
-    return path
-
-
-def load_checkpoint(source: str | Path) -> dict[str, Any]:
-    """Read a checkpoint (`.pt` or gzipped) and check its structure, so every broken, crafted or
-    foreign file is one line naming it here, not a KeyError in whoever uses it."""
-    path = resolve_checkpoint(source)
+        raise GcnsegError(f"{path}: checkpoint not found")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -136,42 +124,16 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:200] if lines else type(exc).__name__
 
 
-def model_from_checkpoint(
-    payload: dict[str, Any], source: str | Path = "checkpoint"
-) -> tuple[nn.Module, Config, ClassSet]:
-    """Rebuild the model of a checkpoint (fp32 weights, eval mode) with its config and classes.
-
-    Weights that do not fit the architecture its config names (a crafted or foreign file) are
-    one line naming `source`, not a state-dict traceback.
-    """
-    from gcnseg.models.registry import build_model
-
-    config = config_from_dict(payload["config"])
-    classes = ClassSet.from_dict(payload["classes"])
-    model = build_model(config, len(classes.names), backbone_weights="random")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        problem = " ".join(str(exc).split())[:300]
-        raise GcnsegError(
-            f"{source}: weights do not fit {config.model.name} with {len(classes.names)} classes ({problem})"
-        ) from None
-    return model.eval(), config, classes
-
-
-def save_release(source: str | Path, out: str | Path) -> Path:
-    """A slim fp16 copy for shipping: weights, config, classes and metrics; no optimizer state.
-
-    An `out` ending in `.gz` is gzip-compressed (see `save_checkpoint`); `load_checkpoint` reads either.
-    """
-    payload = load_checkpoint(source)
-    model_from_checkpoint(payload, source)  # refuse weights that would not load later
+def save_release(trained: TrainedModel, out: str | Path) -> Path:
+    """A slim fp16 copy for shipping: weights, config, classes, metrics and training data; no
+    optimizer state. An `out` ending in `.gz` is gzip-compressed (see `save_checkpoint`)."""
+    state = trained.model.state_dict()
     release = {
-        "model": {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()},
-        "config": payload["config"],
-        "classes": payload["classes"],
-        "metrics": payload.get("metrics", {}),
+        "model": {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+        "config": trained.config.to_dict(),
+        "classes": trained.classes.to_dict(),
+        "metrics": trained.metrics,
+        "training_data": trained.training_data,
     }
     save_checkpoint(out, release)
     return Path(out)

@@ -13,7 +13,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from gcnseg import __version__
+from gcnseg._version import __version__
 from gcnseg.errors import GcnsegError
 from gcnseg.logs import setup_logging
 
@@ -556,26 +556,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    if args.int8 and args.out.suffix != ".onnx":
-        raise GcnsegError(f"{args.out}: --int8 writes an ONNX model; name it *.onnx")
-    if args.out.name.endswith((".pt", ".pt.gz")):
-        from gcnseg.checkpoint import save_release
+    from gcnseg.inference.export import export_model
 
-        path = save_release(args.checkpoint, args.out)
-    elif args.out.suffix == ".onnx":
-        from gcnseg.inference.export import export_checkpoint
-        from gcnseg.inference.quantize import calibration_images
-
-        images = None
-        if args.int8:
-            images = calibration_images(args.int8, args.manifest, args.calibration_images)
-        path = export_checkpoint(
-            args.checkpoint, args.out, opset=args.opset, int8_calibration=images
-        )
-    else:  # a folder: safetensors weights + config.json, for gcnseg.load(folder)
-        from gcnseg.inference.segmenter import load
-
-        path = load(args.checkpoint, engine="torch-fp32").save_pretrained(args.out)
+    path = export_model(
+        args.checkpoint,
+        args.out,
+        opset=args.opset,
+        int8_data=args.int8,
+        manifest=args.manifest,
+        calibration_images=args.calibration_images,
+    )
     print(f"wrote {path}")
     return 0
 

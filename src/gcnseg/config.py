@@ -24,6 +24,8 @@ from gcnseg.errors import GcnsegError
 from gcnseg.io.formats import read_yaml
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from gcnseg.classes import ClassSet
 
 DEFAULT_CONFIG = "pets_gcn_lite0"  # what `gcnseg train` uses without --config
@@ -146,6 +148,24 @@ class ModelConfig(_Section):
         )
         self.require(
             "init", self.init is None or bool(self.init), "a model, run, checkpoint or none"
+        )
+
+    def build(self, num_classes: int, backbone_weights: str | None = None) -> nn.Module:
+        """The model this section describes: the one builder for training and loading.
+
+        `backbone_weights` overrides the section's ("random" when trained weights will be
+        loaded over it anyway).
+        """
+        from gcnseg.models.registry import create_model
+
+        return create_model(
+            self.name,
+            num_classes=num_classes,
+            backbone_weights=backbone_weights or self.backbone_weights,
+            kernel_size=self.kernel_size,
+            decoder_width=self.decoder_width,
+            freeze_bn=self.freeze_bn,
+            freeze_stem=self.freeze_stem,
         )
 
 

@@ -23,7 +23,8 @@ onnx = pytest.importorskip("onnx", reason="the [onnx] extra is not installed")
 pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
 
 from gcnseg.inference.engines import OnnxEngine  # noqa: E402
-from gcnseg.inference.export import META_CLASSES, export_checkpoint, export_onnx  # noqa: E402
+from gcnseg.inference.export import export_checkpoint, export_onnx  # noqa: E402
+from gcnseg.inference.onnx_format import META_CLASSES  # noqa: E402
 from gcnseg.inference.segmenter import load  # noqa: E402
 
 # Not the packaged PETS colours, so the round trip proves the metadata is read, not defaulted.

@@ -43,7 +43,7 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
+from gcnseg.checkpoint import load_checkpoint
 from gcnseg.config import Config, load_config
 from gcnseg.data.dataset import SegmentationDataset, make_loader
 from gcnseg.data.layouts import index_dataset
@@ -54,6 +54,7 @@ from gcnseg.inference.engines import TorchEngine
 from gcnseg.inference.segmenter import Segmenter
 from gcnseg.models import create_model
 from gcnseg.runtime import prepare_images
+from gcnseg.source import read_model
 from gcnseg.training.loop import train
 from gcnseg.training.losses import SegmentationLoss
 from smoke import TINY_TRAINING, TWO_STEPS
@@ -251,13 +252,14 @@ def test_ddp_validation_metrics_describe_last_checkpoint(setup: dict) -> None:
     """The sharded, all-reduced validation of the DDP run equals one process evaluating last.pt."""
     run_dir = setup["full"]
     logged = _jsonl(run_dir / "metrics.jsonl")[-1]
-    model, cfg, classes = model_from_checkpoint(load_checkpoint(run_dir / "last.pt"))
+    trained = read_model(run_dir / "last.pt")
+    model, cfg, classes = trained.model, trained.config, trained.classes
     index = index_dataset(setup["root"])
     val = select(index, load_manifest(setup["manifest"])["splits"]["val"])
     dataset = SegmentationDataset(val, eval_transform(cfg.data.eval_size), keep_original=True)
     loader = make_loader(dataset, batch_size=cfg.data.eval_batch_size, shuffle=False, workers=0)
     engine = TorchEngine(model, torch.device("cpu"), channels_last=cfg.train.channels_last)
-    segmenter = Segmenter(engine, classes, cfg.data.eval_size, cfg.model.name, model=model)
+    segmenter = Segmenter(engine, classes, cfg.data.eval_size, cfg.model.name)
     result = evaluate(segmenter, loader)
     for key in (
         "miou",

@@ -15,7 +15,6 @@ from gcnseg.classes import ClassSet
 from gcnseg.cli import main
 from gcnseg.config import load_config
 from gcnseg.errors import GcnsegError
-from gcnseg.models.registry import build_model
 from gcnseg.training.init import apply_init, read_init
 from smoke import TINY_TRAINING
 
@@ -30,7 +29,7 @@ def pets_default_state() -> dict[str, torch.Tensor]:
 def _model(classes: int, *overrides: str):
     cfg = load_config(None, [f"model.name={LITE2}", *overrides])
     torch.manual_seed(0)
-    return cfg, build_model(cfg, classes, backbone_weights="random")
+    return cfg, cfg.model.build(classes, backbone_weights="random")
 
 
 def _names(n: int) -> ClassSet:

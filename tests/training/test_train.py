@@ -11,13 +11,14 @@ import torch
 from PIL import Image
 
 from _data import assert_predicted, write_odd_images
-from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
+from gcnseg.checkpoint import load_checkpoint
 from gcnseg.config import load_config
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.splits import save_manifest
 from gcnseg.errors import GcnsegError
 from gcnseg.evaluation.report import run_test
 from gcnseg.inference.predict import predict_files
+from gcnseg.source import read_model
 from gcnseg.training import loop as train_module
 from gcnseg.training.loop import train
 from smoke import TINY_TRAINING
@@ -105,7 +106,8 @@ def test_run_folder_holds_everything(trained_run: Path) -> None:
 
 def test_checkpoint_round_trip(trained_run: Path) -> None:
     payload = load_checkpoint(trained_run / "last.pt")
-    model, cfg, classes = model_from_checkpoint(payload)
+    trained = read_model(trained_run / "last.pt")
+    model, cfg, classes = trained.model, trained.config, trained.classes
     assert classes.names == ("background", "cat", "dog")
     assert cfg.data.crop_size == 64
     for key, value in model.state_dict().items():
@@ -247,12 +249,12 @@ def test_predict_draws_a_panel_when_ground_truth_exists(
 def test_release_is_fp16_and_loads_by_path(trained_run: Path, tmp_path) -> None:
     from gcnseg.checkpoint import save_release
 
-    out = save_release(trained_run / "best.pt", tmp_path / "release.pt")
+    out = save_release(read_model(trained_run / "best.pt"), tmp_path / "release.pt")
     payload = load_checkpoint(out)
     assert "optimizer" not in payload
     assert all(v.dtype == torch.float16 for v in payload["model"].values() if v.is_floating_point())
-    model, _, _ = model_from_checkpoint(payload)
-    full, _, _ = model_from_checkpoint(load_checkpoint(trained_run / "best.pt"))
+    model = read_model(out).model
+    full = read_model(trained_run / "best.pt").model
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         agree = (model(x).argmax(1) == full(x).argmax(1)).float().mean()
@@ -262,8 +264,9 @@ def test_release_is_fp16_and_loads_by_path(trained_run: Path, tmp_path) -> None:
 def test_gzipped_release_is_smaller_and_loads_the_same(trained_run: Path, tmp_path) -> None:
     from gcnseg.checkpoint import save_release
 
-    plain = save_release(trained_run / "best.pt", tmp_path / "release.pt")
-    packed = save_release(trained_run / "best.pt", tmp_path / "release.pt.gz")
+    trained = read_model(trained_run / "best.pt")
+    plain = save_release(trained, tmp_path / "release.pt")
+    packed = save_release(trained, tmp_path / "release.pt.gz")
     assert packed.read_bytes()[:2] == b"\x1f\x8b"
     assert packed.stat().st_size < plain.stat().st_size
     a, b = load_checkpoint(plain), load_checkpoint(packed)

@@ -17,23 +17,23 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
 from gcnseg.classes import ClassSet
 from gcnseg.errors import GcnsegError
+from gcnseg.inference.onnx_format import (
+    INPUT_FORMAT,
+    INPUT_NAME,
+    META_CLASSES,
+    META_EVAL_SIZE,
+    META_INPUT,
+    META_MODEL,
+    OUTPUT_NAME,
+)
 from gcnseg.io.atomic import atomic_path
+from gcnseg.source import read_model
 
 if TYPE_CHECKING:
     import onnx
 
-INPUT_NAME = "image"
-OUTPUT_NAME = "logits"
-# metadata_props keys; `gcnseg.load(file.onnx)` reads them back.
-META_CLASSES = "gcnseg.classes"
-META_MODEL = "gcnseg.model"
-META_INPUT = "gcnseg.input"
-META_EVAL_SIZE = "gcnseg.eval_size"
-META_QUANTIZED = "gcnseg.quantized"  # how an int8 model was calibrated; absent for fp32
-INPUT_FORMAT = "float32 RGB in [0, 1], NCHW, any batch/height/width; output logits NCHW"
 _DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
 
 
@@ -74,29 +74,71 @@ def export_onnx(
     return out
 
 
+def export_model(
+    source: str | Path,
+    out: str | Path,
+    *,
+    opset: int = 17,
+    int8_data: str | Path | None = None,
+    manifest: str | Path | None = None,
+    calibration_images: int = 32,
+) -> Path:
+    """Export the model `source` names (packaged name, run, checkpoint or saved folder) in the
+    format `out`'s name asks for: `.onnx`, `.pt` / `.pt.gz` (a slim fp16 checkpoint), or a folder
+    (no suffix) of safetensors weights + config.json for `gcnseg.load`.
+
+    With `int8_data` (a dataset root; `manifest` picks its training split), the ONNX model is
+    quantised to int8, calibrated on `calibration_images` images of it.
+    """
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if int8_data is not None and suffix != ".onnx":
+        raise GcnsegError(f"{out}: an int8 export is an ONNX model; name it *.onnx")
+    if out.name.lower().endswith((".pt", ".pt.gz")):
+        from gcnseg.checkpoint import save_release
+
+        return save_release(read_model(source), out)
+    if suffix == ".onnx":
+        images = None
+        if int8_data is not None:
+            from gcnseg.inference.quantize import calibration_images as pick
+
+            images = pick(Path(int8_data), manifest and Path(manifest), calibration_images)
+        return export_checkpoint(source, out, opset, int8_calibration=images)
+    if suffix:
+        raise GcnsegError(
+            f"{out}: unknown export format {out.suffix!r}; name it *.onnx, *.pt, *.pt.gz, "
+            "or a folder (no suffix) for safetensors + config.json"
+        )
+    from gcnseg.source import write_pretrained
+
+    trained = read_model(source)
+    return write_pretrained(out, trained, eval_size=trained.eval_size)
+
+
 def export_checkpoint(
-    checkpoint: str,
+    source: str | Path,
     out: Path,
     opset: int = 17,
     *,
     int8_calibration: list[Path] | None = None,
 ) -> Path:
-    """Export a checkpoint (path, run folder or packaged name) with its classes and eval size.
+    """Export the model `source` names to ONNX with its classes and eval size.
 
     With `int8_calibration` (image files, e.g. training images), the ONNX model is quantised to
     int8 (static, QDQ, per-channel weights), its activation ranges taken from those images.
     """
-    model, config, classes = model_from_checkpoint(load_checkpoint(checkpoint), checkpoint)
-    kwargs = {"classes": classes, "opset": opset, "model_name": config.model.name}
+    trained = read_model(source)
+    kwargs = {"classes": trained.classes, "opset": opset, "model_name": trained.name}
     if not int8_calibration:
-        return export_onnx(model, out, eval_size=config.data.eval_size, **kwargs)
+        return export_onnx(trained.model, out, eval_size=trained.eval_size, **kwargs)
     from gcnseg.inference.quantize import quantize_int8
 
     with tempfile.TemporaryDirectory() as workdir:
         fp32 = export_onnx(
-            model, Path(workdir) / "fp32.onnx", eval_size=config.data.eval_size, **kwargs
+            trained.model, Path(workdir) / "fp32.onnx", eval_size=trained.eval_size, **kwargs
         )
-        return quantize_int8(fp32, out, int8_calibration, size=config.data.eval_size)
+        return quantize_int8(fp32, out, int8_calibration, size=trained.eval_size)
 
 
 def _import_onnx() -> ModuleType:

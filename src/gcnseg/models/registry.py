@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from gcnseg.config import Config
 from gcnseg.errors import GcnsegError
 from gcnseg.models.backbones import get_backbone_spec, list_backbones
 from gcnseg.models.frozen_bn import freeze_batchnorm
@@ -72,23 +71,6 @@ def create_model(
     return model
 
 
-def build_model(cfg: Config, num_classes: int, backbone_weights: str | None = None) -> nn.Module:
-    """The model a run's config describes: the one builder for training and checkpoint loading.
-
-    `backbone_weights` overrides `cfg.model.backbone_weights` ("random" when a checkpoint's weights
-    will be loaded over it anyway).
-    """
-    return create_model(
-        cfg.model.name,
-        num_classes=num_classes,
-        backbone_weights=backbone_weights or cfg.model.backbone_weights,
-        kernel_size=cfg.model.kernel_size,
-        decoder_width=cfg.model.decoder_width,
-        freeze_bn=cfg.model.freeze_bn,
-        freeze_stem=cfg.model.freeze_stem,
-    )
-
-
 def build_backbone(name: str, weights: str) -> nn.Module:
     from gcnseg.models.weights import load_backbone_weights
 
@@ -100,8 +82,8 @@ def build_backbone(name: str, weights: str) -> nn.Module:
         source = spec.offline_weights()
         if source is None:
             raise GcnsegError(
-                f"no offline ImageNet weights for {name}: pass a file or URL "
-                "(--backbone-weights PATH_OR_URL) or 'random'"
+                f"no offline ImageNet weights for {name}: pass backbone_weights as a file or "
+                "URL of torchvision-compatible weights, or 'random'"
             )
         weights = source
     load_backbone_weights(backbone, weights)

@@ -29,15 +29,11 @@ log = logging.getLogger(__name__)
 
 def read_init(source: str) -> tuple[dict[str, Any], dict, ClassSet]:
     """(state dict, config dict, classes) of a packaged model, run folder, checkpoint or a folder
-    written by `save_pretrained`; read through the Segmenter's loader, so every source it takes
-    (and every way one is broken) behaves the same."""
-    from gcnseg.inference.segmenter import load
+    written by `save_pretrained`: read by `gcnseg.source`, like every other model."""
+    from gcnseg.source import read_model
 
-    segmenter = load(source, engine="torch-fp32", device="cpu")
-    if segmenter.model is None:
-        raise GcnsegError(f"--init {source}: an ONNX file holds no trainable weights")
-    config = segmenter.info.get("config") or {}
-    return segmenter.model.state_dict(), config, segmenter.classes
+    trained = read_model(source)
+    return trained.model.state_dict(), trained.config.to_dict(), trained.classes
 
 
 def class_dependent(key: str, width_follows_classes: bool) -> bool:
