@@ -1,5 +1,5 @@
 """The CLI from a folder outside the repository: no repo paths, side files only where asked,
-strict JSON, logs made for files, -q/-v after every subcommand (issue 16)."""
+strict JSON, logs made for files, -q/-v after every subcommand."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile inputs (issue 12): each broken file is refused in one line naming it, never replaced by
+"""Hostile inputs: each broken file is refused in one line naming it, never replaced by
 a neighbour in evaluation, never a traceback, never a hang. Tiny generated files only."""
 
 from __future__ import annotations

@@ -30,10 +30,9 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
     """The autocast precision training uses for `amp` ("auto" or a precision), and why.
 
-    `auto` is bf16 where it runs in hardware: a CPU with native bf16 (AVX-512 BF16 or AMX; on the
-    Zen 4 it trains GCN-ResNet50 at 512² 1.8× faster than fp32 and GCN-Lite0 1.4× faster, in
-    less memory) or a GPU that supports it; fp16 on older GPUs; fp32 on other CPUs, where bf16 is
-    emulated and about 10× slower.
+    `auto` is bf16 where it runs in hardware: a CPU with native bf16 (AVX-512 BF16 or AMX, where
+    it trains faster than fp32 and in less memory) or a GPU that supports it; fp16 on older GPUs;
+    fp32 on other CPUs, where bf16 is emulated and several times slower (benchmarks/README.md).
     """
     if amp != "auto":
         return amp, "asked for"
@@ -48,7 +47,9 @@ def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
 
 def prepare_images(images: Tensor, device: torch.device, channels_last: bool) -> Tensor:
     """uint8 NCHW from the loader -> float [0, 1] on the device, in the model's memory format."""
-    images = images.to(device, non_blocking=True).float().div_(255)
+    from gcnseg.data.transforms import to_unit_range
+
+    images = to_unit_range(images.to(device, non_blocking=True))
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
 
 

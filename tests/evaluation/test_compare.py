@@ -1,4 +1,4 @@
-"""The engine accuracy guard (issue 13): every engine within tolerance of torch fp32."""
+"""The engine accuracy guard: every engine within tolerance of torch fp32."""
 
 from __future__ import annotations
 

@@ -56,8 +56,11 @@ def test_batched_inputs_of_different_sizes_keep_their_sizes(segmenter: Segmenter
     [
         (torch.rand(3, 20, 20) * 255, r"values in \[0, 1\]"),
         (torch.full((3, 8, 8), float("nan")), r"values in \[0, 1\]"),
-        (np.zeros((8, 8, 3), np.float32), "HxWx3 uint8"),
-        (np.zeros((8, 8), np.uint8), "HxWx3 uint8"),
+        (np.zeros((8, 8, 3), np.float32), r"HxWx3 \(RGB\) or HxW \(grey\) uint8"),
+        (np.zeros((8, 8, 4), np.uint8), r"HxWx3 \(RGB\) or HxW \(grey\) uint8"),
+        (np.zeros((0, 0, 3), np.uint8), "must hold pixels"),
+        (np.zeros((0, 10, 3), np.uint8), "must hold pixels"),
+        (torch.zeros(3, 0, 8, dtype=torch.uint8), "must hold pixels"),
         (torch.zeros(8, 8, 3, dtype=torch.uint8), "CHW or NCHW"),
         (torch.zeros(3, 8, 8, dtype=torch.int32), "uint8 or float"),
         (42, "cannot segment a int"),
@@ -159,6 +162,67 @@ def test_multi_scale_flip_tta_runs_each_view_and_undoes_it() -> None:
     torch.testing.assert_close(logits, expected, atol=0.03, rtol=0)
 
 
-def test_tta_scales_out_of_range_are_refused() -> None:
-    with pytest.raises(GcnsegError, match=r"between 0\.25 and 4"):
-        load("pets-default", scales=(0.1, 1.0))
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scales": (0.1, 1.0)}, r"scales must be numbers from 0\.25 to 4"),
+        ({"size": -64}, r"size must be an integer from 32 to 4096"),
+        ({"size": 100_000}, r"size must be an integer from 32 to 4096"),
+        ({"batch_size": 0}, r"batch_size must be an integer from 1"),
+    ],
+)
+def test_load_arguments_out_of_range_are_refused_before_loading(kwargs, message: str) -> None:
+    with pytest.raises(GcnsegError, match=message):
+        load("pets-default", **kwargs)
+
+
+def test_load_without_a_source_is_one_line() -> None:
+    with pytest.raises(GcnsegError, match="no model given"):
+        load(None)
+
+
+def test_grey_array_gives_the_mask_of_its_rgb_copy(segmenter: Segmenter, photo: Path) -> None:
+    grey = np.asarray(Image.open(photo).convert("L"))
+    mask = segmenter.predict(grey)
+    assert mask.shape == grey.shape
+    assert np.array_equal(mask, segmenter.predict(np.repeat(grey[..., None], 3, axis=2)))
+
+
+def test_repr_is_short_and_says_what_runs(segmenter: Segmenter) -> None:
+    text = repr(segmenter)
+    assert len(text.splitlines()) == 1 and len(text) < 300
+    for part in (
+        "gcn_efficientnet_lite2",
+        "'cat'",
+        "torch-fp32",
+        f"eval_size={segmenter.eval_size}",
+    ):
+        assert part in text
+
+
+def test_stream_yields_errors_in_place_and_results_per_image() -> None:
+    """One stream for every consumer: an unreadable item is an error result at its index, and
+    each good image's logits come back at its own size, beside the letterboxed ones."""
+    from gcnseg.classes import ClassSet
+    from gcnseg.data.dataset import collate
+    from gcnseg.data.transforms import letterbox, to_chw_tensor
+
+    classes = ClassSet.from_dict({"names": ["a", "b"]})
+    seg = Segmenter(_RecordingEngine(), classes, eval_size=64, model_name="ramp")
+    items = []
+    for index, (h, w) in enumerate(((40, 64), (64, 20))):
+        boxed, box = letterbox(np.full((h, w, 3), 200, np.uint8), 64)
+        items.append({"index": index, "image": to_chw_tensor(boxed), "letterbox": box})
+    items.insert(
+        1, {"index": 7, "name": "broken.jpg", "error": "broken.jpg: unreadable", "size": (64, 64)}
+    )
+    results = list(seg.stream([collate(items)]))
+    assert [(r.index, r.error) for r in results] == [
+        (7, "broken.jpg: unreadable"),
+        (0, None),
+        (1, None),
+    ]
+    assert results[0].name == "broken.jpg" and results[0].logits is None
+    assert [tuple(r.logits.shape) for r in results[1:]] == [(2, 40, 64), (2, 64, 20)]
+    assert all(tuple(r.boxed_logits.shape) == (2, 64, 64) for r in results[1:])
+    assert all(r.mask.shape == r.logits.shape[1:] for r in results[1:])

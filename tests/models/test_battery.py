@@ -17,7 +17,7 @@ from gcnseg.models.registry import list_models
 CLASSES = ClassSet(("background", "cat", "dog"), ((0, 0, 0), (255, 140, 0), (30, 144, 255)))
 # Odd, non-square sizes: a stride-32 backbone sees 2×2 and 3×2 maps; output must match the input.
 SIZES = [(64, 96), (77, 50)]
-# ResNet-101 uses the blocks ResNet-50 already exports here; its 170 MB graph adds ~6 s a model.
+# ResNet-101 uses the blocks ResNet-50 already exports here; its 170 MB graph adds little but time.
 ONNX_SKIP = {"gcn_resnet101", "gcn_k1_resnet101"}
 
 
@@ -79,7 +79,7 @@ def test_onnx_export_matches_torch_at_another_size(
 ) -> None:
     name = request.node.callspec.params["model"]
     if name in ONNX_SKIP:
-        pytest.skip(f"{name}: same blocks as the exported ResNet-50, a 170 MB graph (~6 s)")
+        pytest.skip(f"{name}: same blocks as the exported ResNet-50, a 170 MB graph")
     pytest.importorskip("onnx", reason="the [onnx] extra is not installed")
     pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
     from gcnseg.inference.engines import OnnxEngine
@@ -123,3 +123,29 @@ def test_golden_logits(name: str) -> None:
     got_pixels = torch.stack([logits[:, 0, 0], logits[:, 31, 47], logits[:, 63, 95]])
     torch.testing.assert_close(got_means, torch.tensor(golden["class_means"]), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got_pixels, torch.tensor(golden["pixels"]), rtol=1e-4, atol=1e-5)
+
+
+# Graph capture, on one model of each backbone family (the blocks repeat across sizes).
+CAPTURED = ["gcn_efficientnet_lite0", "gcn_resnet18"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CAPTURED)
+def test_torch_export_captures_the_model_with_dynamic_sizes(name: str) -> None:
+    """`torch.export` traces one graph that takes other batch sizes and other multiples of 32."""
+    model = build(name).eval()
+    height, width = torch.export.Dim("h32", min=2, max=64), torch.export.Dim("w32", min=2, max=64)
+    dynamic = {"x": {2: 32 * height, 3: 32 * width}}
+    program = torch.export.export(model, (torch.rand(1, 3, 64, 96),), dynamic_shapes=dynamic)
+    x = pattern(128, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager() -> None:
+    model = build("gcn_k1_efficientnet_lite0").eval()
+    compiled = torch.compile(model, dynamic=False)
+    x = pattern(64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-3, atol=1e-4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import albumentations as A
 import numpy as np
@@ -12,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gcnseg.data.images import read_image
 from gcnseg.data.samples import Sample
-from gcnseg.data.transforms import Letterbox, to_chw_tensor
+from gcnseg.data.transforms import Letterbox, eval_transform, letterbox, to_chw_tensor
 from gcnseg.errors import GcnsegError
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,7 @@ class SegmentationDataset(Dataset):
       epoch keeps its length; the crop is random anyway, no number is attributed to the file;
     - evaluation (`keep_original=True`): never replaced, since its neighbour would be scored
       twice under the wrong name. The item is `{"index": i, "name": ..., "error": "<one line>"}`
-      (plus "size", the transform's output side, so an all-broken batch still has shapes), and
-      `collate` moves it to `batch["errors"]`.
+      (see `error_item`).
     """
 
     def __init__(
@@ -99,12 +99,7 @@ class SegmentationDataset(Dataset):
                 image, label = self._read(sample)
             except GcnsegError as exc:
                 self.skipped.add(sample.name)
-                return {
-                    "index": index,
-                    "name": sample.name,
-                    "error": str(exc),
-                    "size": self._size(),
-                }
+                return {**error_item(index, sample.name, exc, 0), "size": self._size()}
         else:
             _, image, label = self._substitute(index)
         self.transform.set_random_seed(
@@ -131,34 +126,67 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack the good items; keep original-resolution labels as a list (their sizes differ).
+    """Stack the good items' images (and labels); keep per-image fields as lists (their sizes
+    differ): `letterbox`, `original_label`, `original_image`.
 
     `batch["index"]` lists only the good items; `batch["errors"]` (always present) holds
-    `(index, name, message)` of the eval items that could not be read. When none is good,
+    `(index, name, message)` of the items that could not be read. When none is good,
     `image`/`label` are empty (0, 3, S, S)/(0, S, S) tensors and the lists are empty.
     """
     good = [it for it in items if "error" not in it]
     errors = [(it["index"], it["name"], it["error"]) for it in items if "error" in it]
     if good:
-        batch = {
-            "image": torch.stack([it["image"] for it in good]),
-            "label": torch.stack([it["label"] for it in good]),
-            "index": torch.tensor([it["index"] for it in good]),
-        }
+        batch = {key: torch.stack([it[key] for it in good]) for key in STACKED if key in good[0]}
+        batch["index"] = torch.tensor([it["index"] for it in good])
+        for key in PER_IMAGE:
+            if key in good[0]:
+                batch[key] = [it[key] for it in good]
     else:
         size = items[0]["size"]
         batch = {
             "image": torch.empty((0, 3, *size), dtype=torch.uint8),
             "label": torch.empty((0, *size), dtype=torch.uint8),
             "index": torch.empty(0, dtype=torch.long),
+            "letterbox": [],
+            "original_label": [],
         }
-    if errors or "original_label" in good[0]:  # errors come from eval datasets only
-        batch["original_label"] = [it["original_label"] for it in good]
-        batch["letterbox"] = [it["letterbox"] for it in good]
-        if any("original_image" in it for it in good):
-            batch["original_image"] = [it["original_image"] for it in good]
     batch["errors"] = errors
     return batch
+
+
+STACKED = ("image", "label")
+PER_IMAGE = ("letterbox", "original_label", "original_image")
+
+
+def error_item(index: int, name: str, error: GcnsegError, size: int) -> dict:
+    """What an item that could not be read becomes: never replaced by another, so nothing is
+    scored or written under its name; `collate` moves it to `batch["errors"]`."""
+    return {"index": index, "name": name, "error": str(error), "size": (size, size)}
+
+
+class ImageFiles(Dataset):
+    """Unlabelled images (what `predict` reads), letterboxed for the model, with the decoded image
+    kept for drawing; an unreadable file becomes an error item."""
+
+    def __init__(self, paths: list[Path], size: int) -> None:
+        self.paths = paths
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        try:
+            image = read_image(self.paths[index])
+        except GcnsegError as exc:
+            return error_item(index, str(self.paths[index]), exc, self.size)
+        boxed, box = letterbox(image, self.size)
+        return {
+            "index": index,
+            "image": to_chw_tensor(boxed),
+            "letterbox": box,
+            "original_image": image,
+        }
 
 
 def default_workers() -> int:
@@ -192,4 +220,29 @@ def make_loader(
         pin_memory=pin_memory,
         generator=generator,
         persistent_workers=False,
+    )
+
+
+def eval_loader(
+    samples: list[Sample],
+    size: int,
+    *,
+    batch_size: int,
+    workers: int | None = None,
+    keep_image: bool = False,
+    sampler: Sampler | None = None,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """The one way to read a split for scoring: letterboxed to `size`, original labels kept,
+    never shuffled, unreadable pairs as error items (validation, `gcnseg test`, engine checks)."""
+    dataset = SegmentationDataset(
+        samples, eval_transform(size), keep_original=True, keep_image=keep_image
+    )
+    return make_loader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        workers=default_workers() if workers is None else workers,
+        sampler=sampler,
+        pin_memory=pin_memory,
     )

@@ -97,5 +97,11 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     return eval_transform(size)(image=image)["image"], box
 
 
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (0-255) as float32 in [0, 1]: what every model and exported graph takes.
+    The one place pixels are scaled (the ImageNet normalisation is inside the model)."""
+    return images.float().div_(255)
+
+
 def to_chw_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import torch
 
-from gcnseg.data.dataset import SegmentationDataset, make_loader
+from gcnseg.data.dataset import eval_loader
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.splits import split_samples
-from gcnseg.data.transforms import eval_transform
 from gcnseg.evaluation.evaluate import evaluate
 from gcnseg.inference.segmenter import Segmenter
 
@@ -46,10 +45,7 @@ def compare_engines(
     reference: dict[int, torch.Tensor] = {}
     rows = []
     for name, segmenter in segmenters.items():
-        dataset = SegmentationDataset(
-            samples, eval_transform(segmenter.eval_size), keep_original=True
-        )
-        loader = make_loader(dataset, batch_size=4, shuffle=False, workers=0)
+        loader = eval_loader(samples, segmenter.eval_size, batch_size=4, workers=0)
         preds: dict[int, torch.Tensor] = {}
         tic = time.monotonic()
         result = evaluate(

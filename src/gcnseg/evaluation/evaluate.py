@@ -58,36 +58,38 @@ def evaluate(
 ) -> Evaluation:
     """Metrics over the loader (summed across DDP ranks); `on_image` is called once per scored
     image, so callers never score (nor, with `keep_image`, decode) an image twice."""
-    metrics: SegmentationMetrics | None = None
+    num_classes = len(segmenter.classes.names)
+    metrics: SegmentationMetrics | None = None  # on the device the logits come on
     loss_sum, loss_pixels = 0.0, 0.0
     results, skipped = [], []
-    for batch in tqdm(
-        loader, desc="eval", disable=not (progress and progress_enabled()), leave=False
-    ):
-        for index, name, reason in batch.get("errors", []):
+    batches = tqdm(loader, desc="eval", disable=not (progress and progress_enabled()), leave=False)
+    for prediction in segmenter.stream(batches):
+        if prediction.error is not None:
             if strict:
-                raise GcnsegError(f"{reason} (--strict: no image may be left out)")
-            skipped.append(SkippedItem(index, name, reason))
-        if len(batch["index"]) == 0:
+                raise GcnsegError(f"{prediction.error} (strict: no image may be left out)")
+            skipped.append(SkippedItem(prediction.index, prediction.name, prediction.error))
             continue
-        logits = segmenter.logits(batch["image"])
-        metrics = metrics or SegmentationMetrics(logits.shape[1], logits.device)
-        labels = batch["label"].to(logits.device).long()
+        fields = prediction.fields
+        label = fields["label"].to(prediction.boxed_logits.device).long()
         loss_sum += float(
-            F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
+            F.cross_entropy(
+                prediction.boxed_logits[None],
+                label[None],
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
+            )
         )
-        loss_pixels += float((labels != IGNORE_INDEX).sum())
-        restored = segmenter.restore(logits, batch["letterbox"])
-        originals = batch.get("original_image", [None] * len(batch["letterbox"]))
-        for row, (index, scores) in enumerate(zip(batch["index"].tolist(), restored, strict=True)):
-            target = batch["original_label"][row].to(logits.device)
-            pred = scores.argmax(0).to(torch.uint8)
-            score = metrics.update(pred, target)
-            results.append(ImageResult(index, score))
-            if on_image is not None:
-                on_image(index, pred.cpu(), target.cpu(), score, originals[row])
-    if metrics is None:
-        metrics = SegmentationMetrics(len(segmenter.classes.names))
+        loss_pixels += float((label != IGNORE_INDEX).sum())
+        metrics = metrics or SegmentationMetrics(num_classes, prediction.logits.device)
+        target = fields["original_label"].to(prediction.logits.device)
+        pred = prediction.logits.argmax(0).to(torch.uint8)
+        score = metrics.update(pred, target)
+        results.append(ImageResult(prediction.index, score))
+        if on_image is not None:
+            on_image(
+                prediction.index, pred.cpu(), target.cpu(), score, fields.get("original_image")
+            )
+    metrics = metrics or SegmentationMetrics(num_classes)
     totals = torch.tensor([loss_sum, loss_pixels], dtype=torch.float64)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         totals = totals.to(metrics.matrix.device)

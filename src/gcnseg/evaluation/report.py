@@ -14,12 +14,11 @@ import numpy as np
 import torch
 
 from gcnseg.classes import ClassSet
-from gcnseg.data.dataset import SegmentationDataset, default_workers, make_loader
+from gcnseg.data.dataset import eval_loader
 from gcnseg.data.images import read_image
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.oxford_pets import breed
 from gcnseg.data.splits import split_samples
-from gcnseg.data.transforms import eval_transform
 from gcnseg.errors import GcnsegError
 from gcnseg.evaluation.evaluate import SkippedItem, evaluate
 from gcnseg.evaluation.metrics import ImageScore
@@ -157,12 +156,13 @@ def run_test(
     segmenter = load(checkpoint, engine=engine, device=device, flip=flip, scales=scales, size=size)
     classes = segmenter.classes
     _check_classes(index.classes, classes, data_root, checkpoint, any_class_names)
-    transform = eval_transform(segmenter.eval_size)
-    dataset = SegmentationDataset(
-        samples, transform, keep_original=True, keep_image=draw_dir is not None
+    trained = segmenter.trained
+    loader = eval_loader(
+        samples,
+        segmenter.eval_size,
+        batch_size=trained.config.data.eval_batch_size if trained else segmenter.batch_size,
+        keep_image=draw_dir is not None,
     )
-    eval_batch = segmenter.info.get("config", {}).get("data", {}).get("eval_batch_size", 4)
-    loader = make_loader(dataset, batch_size=eval_batch, shuffle=False, workers=default_workers())
     worst_heap: list[tuple[float, int, torch.Tensor, torch.Tensor]] = []
 
     def on_image(

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from gcnseg.classes import ClassSet
 from gcnseg.errors import GcnsegError
 from gcnseg.inference import ENGINES
+from gcnseg.inference.onnx_format import exported_input
 from gcnseg.runtime import autocast, cpu_features, prepare_images
 
 log = logging.getLogger(__name__)
@@ -118,29 +119,6 @@ class OpenVinoEngine:
         return torch.from_numpy(np.array(result[self.model.output(0)]))
 
 
-def exported_input(images: Tensor) -> np.ndarray:
-    """What an exported graph takes: float32 RGB in [0, 1], NCHW, contiguous, on the CPU."""
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise GcnsegError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
-    batch = images.detach().cpu()
-    if batch.dtype == torch.uint8:
-        batch = batch.float().div_(255)
-    return np.ascontiguousarray(batch.numpy())
-
-
-def onnx_metadata(path: Path) -> dict[str, str]:
-    """The metadata gcnseg's export writes into an ONNX file (classes, model, eval size)."""
-    import onnx
-
-    if not path.is_file():
-        raise GcnsegError(f"{path}: ONNX model not found")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and onnx's own errors
-        raise GcnsegError(f"{path}: not a loadable ONNX model ({exc})") from None
-    return {prop.key: prop.value for prop in proto.metadata_props}
-
-
 def import_onnxruntime() -> ModuleType:
     try:
         import onnxruntime
@@ -166,12 +144,10 @@ def native_bf16() -> bool:
 def choose(requested: str, device: torch.device) -> tuple[str, str]:
     """The engine to use for `requested` ("auto" or a name in ENGINES), and why.
 
-    What `auto` follows was measured with `gcnseg bench` (README, "Speed"): GCN-Lite0 at 512²,
-    2 threads, on a Zen 4 EPYC with native bf16: OpenVINO in bf16 40 img/s at batch 4 and
-    22 ms at batch 1, ONNX Runtime fp32 23 img/s / 46 ms, torch + bf16 18 img/s / 44 ms, torch
-    fp32 channels-last 7.5 img/s / 78 ms; each within the accuracy guard of torch fp32. Without
-    native bf16 (an AVX2-only EPYC), bf16 is emulated and 10x slower, and ONNX Runtime fp32 was
-    2.4x torch channels-last. On a GPU, torch. int8 is never chosen by itself: it needs
+    The order `auto` follows was measured with `gcnseg bench` (benchmarks/README.md), each engine
+    within the accuracy guard of torch fp32: with native bf16, OpenVINO in bf16 is fastest, then
+    ONNX Runtime fp32, then torch with bf16 autocast; without it, bf16 is emulated and slow, and
+    ONNX Runtime fp32 beats torch. On a GPU, torch. int8 is never chosen by itself: it needs
     calibration images (`gcnseg export --int8`); load its file to use it.
     """
     if requested not in ENGINES:
@@ -208,8 +184,8 @@ def build(
     onnx_path: Path | None = None,
 ) -> Engine:
     """Make engine `name` (already chosen) for `model`; ONNX files are exported and cached."""
-    if name in ("torch-fp32", "torch-bf16", "torch-fp16"):
-        return TorchEngine(model, device, amp="none" if name == "torch-fp32" else name[6:])
+    if name in ("torch-fp32", "torch-bf16"):
+        return TorchEngine(model, device, amp="none" if name == "torch-fp32" else "bf16")
     if name == "onnx-int8":
         if onnx_path is None:
             raise GcnsegError(

@@ -1,7 +1,7 @@
 """`gcnseg predict`: masks, overlays and panels at each input's original resolution.
 
 Images stream through a DataLoader (decoded and letterboxed in workers, batched) into the one
-Segmenter; an unreadable file is reported and skipped, the others go on.
+Segmenter's stream; an unreadable file is reported and skipped, the others go on.
 """
 
 from __future__ import annotations
@@ -11,15 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from gcnseg.classes import ClassSet
-from gcnseg.data.dataset import default_workers
-from gcnseg.data.images import read_image, read_mask
+from gcnseg.data.dataset import ImageFiles, collate, default_workers
+from gcnseg.data.images import read_mask
 from gcnseg.data.oxford_pets import truth_sample
-from gcnseg.data.transforms import letterbox, to_chw_tensor
 from gcnseg.errors import GcnsegError
 from gcnseg.inference.inputs import expand_inputs, output_stems
 from gcnseg.inference.segmenter import load
@@ -27,36 +25,6 @@ from gcnseg.logs import progress_enabled
 from gcnseg.viz.draw import overlay, panel, save_image, save_mask_png
 
 log = logging.getLogger(__name__)
-
-
-class ImageFiles(Dataset):
-    """Unlabelled images, letterboxed for the model; an unreadable one becomes an error item."""
-
-    def __init__(self, paths: list[Path], size: int) -> None:
-        self.paths = paths
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> dict:
-        try:
-            image = read_image(self.paths[index])
-        except GcnsegError as exc:
-            return {"index": index, "error": str(exc)}
-        boxed, box = letterbox(image, self.size)
-        return {"index": index, "image": to_chw_tensor(boxed), "letterbox": box, "original": image}
-
-
-def collate_images(items: list[dict]) -> dict:
-    good = [it for it in items if "error" not in it]
-    return {
-        "image": torch.stack([it["image"] for it in good]) if good else None,
-        "index": [it["index"] for it in good],
-        "letterbox": [it["letterbox"] for it in good],
-        "original": [it["original"] for it in good],
-        "errors": [(it["index"], it["error"]) for it in items if "error" in it],
-    }
 
 
 @dataclass
@@ -89,23 +57,24 @@ def predict_files(
         ImageFiles(paths, segmenter.eval_size),
         batch_size=batch_size,
         num_workers=default_workers() if workers is None else workers,
-        collate_fn=collate_images,
+        collate_fn=collate,
     )
     summary = PredictSummary(0, segmenter.engine_name)
     bar_off = len(paths) < 2 or not progress_enabled()
     with tqdm(total=len(paths), desc="predict", disable=bar_off) as bar:
-        for batch in loader:
-            for _, message in batch["errors"]:
-                log.warning("skipping %s", message)
-                summary.skipped.append(message)
-            if batch["image"] is not None:
-                logits = segmenter.restore(segmenter.logits(batch["image"]), batch["letterbox"])
-                for i, image, scores in zip(batch["index"], batch["original"], logits, strict=True):
-                    mask = scores.argmax(0).to(torch.uint8).cpu().numpy()
-                    truth = find_truth(paths[i], masks_dir)
-                    _write_outputs(out_dir / stems[i], image, mask, truth, segmenter.classes, alpha)
-                    summary.written += 1
-            bar.update(len(batch["index"]) + len(batch["errors"]))
+        for prediction in segmenter.stream(loader):
+            if prediction.error is not None:
+                log.warning("skipping %s", prediction.error)
+                summary.skipped.append(prediction.error)
+            else:
+                i = prediction.index
+                image = prediction.fields["original_image"]
+                truth = find_truth(paths[i], masks_dir)
+                _write_outputs(
+                    out_dir / stems[i], image, prediction.mask, truth, segmenter.classes, alpha
+                )
+                summary.written += 1
+            bar.update(1)
     if summary.written == 0:
         raise GcnsegError(f"none of the {len(paths)} inputs could be segmented")
     return summary

@@ -1,14 +1,15 @@
 """The one inference pipeline: letterbox -> engine -> unletterbox, at each input's own size.
 
-`gcnseg test`, `gcnseg predict`, the ONNX parity test, the HTTP server and the Python API all go
-through a `Segmenter`, so a mask from any of them is the same mask.
+Loaders yield collated batches of letterboxed images that carry their geometry (or their error,
+see `gcnseg.data.dataset.collate`); `Segmenter.stream` turns them into per-image results.
+`predict`, `predict_files`, `evaluate` and the HTTP server all consume that one stream, so a mask
+from any of them is the same mask.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -19,30 +20,50 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from gcnseg._version import __version__
 from gcnseg.classes import ClassSet
+from gcnseg.data.dataset import collate
 from gcnseg.data.images import read_image, to_rgb
-from gcnseg.data.transforms import Letterbox, letterbox, to_chw_tensor, unletterbox
+from gcnseg.data.transforms import letterbox, to_chw_tensor, unletterbox
 from gcnseg.errors import GcnsegError
 from gcnseg.inference import engines
+from gcnseg.limits import check_batch_size, check_eval_size, check_scales, round_to_stride
 from gcnseg.runtime import resolve_device
+from gcnseg.source import TrainedModel, read_model, resolve_source, write_pretrained
 
 log = logging.getLogger(__name__)
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray, Tensor]  # noqa: UP007 (a runtime alias)
-PRETRAINED_CONFIG = "config.json"
-PRETRAINED_WEIGHTS = "model.safetensors"
 INPUT_DOC = (
     "RGB: a path, a PIL image, an HxWx3 uint8 array, or a CHW / NCHW tensor "
     "(uint8 0-255, or float in [0, 1])"
 )
 
 
-@dataclass
+@dataclass(frozen=True)
+class Prediction:
+    """One image's result from `Segmenter.stream`: its logits, or why it could not be read."""
+
+    index: int  # the item's index in its loader
+    logits: Tensor | None = None  # (C, H, W) float32 at the image's original size
+    boxed_logits: Tensor | None = None  # (C, S, S) as the model saw the letterboxed image
+    fields: Mapping[str, Any] = field(default_factory=dict)  # the item's per-image batch fields
+    error: str | None = None
+    name: str = ""  # of an item that could not be read
+
+    @property
+    def mask(self) -> np.ndarray:
+        """HxW uint8 class indices."""
+        return self.logits.argmax(0).to(torch.uint8).cpu().numpy()
+
+
+@dataclass(repr=False)
 class Segmenter:
     """A model ready to segment images, whatever runs it (see `gcnseg.inference.engines`).
 
     `predict` returns HxW uint8 class indices at each input's original size; `predict_proba`
     returns (C, H, W) float32 probabilities. Inputs: see INPUT_DOC. A list is run in batches.
+    Make one with `gcnseg.load`.
     """
 
     engine: engines.Engine
@@ -52,9 +73,22 @@ class Segmenter:
     flip: bool = False
     batch_size: int = 4
     scales: tuple[float, ...] = (1.0,)  # multi-scale test-time augmentation: 0.75 1 1.25 ...
-    model: nn.Module | None = None  # the torch model, when there is one (not for an .onnx file)
-    info: dict[str, Any] = field(default_factory=dict)  # config, metrics, provenance
+    # the torch model with its config, metrics and data, when there is one (not for an .onnx)
+    trained: TrainedModel | None = None
     engine_reason: str = ""
+    training_data: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        tta = f"flip={self.flip}, scales={list(self.scales)}"
+        return (
+            f"Segmenter(model={self.model_name!r}, classes={list(self.classes.names)}, "
+            f"engine={self.engine_name!r}, eval_size={self.eval_size}, {tta})"
+        )
+
+    @property
+    def model(self) -> nn.Module | None:
+        """The torch model, when there is one (not for an .onnx file)."""
+        return None if self.trained is None else self.trained.model
 
     @property
     def colors(self) -> tuple[tuple[int, int, int], ...]:
@@ -82,40 +116,57 @@ class Segmenter:
                 total = logits if total is None else total + logits
         return total / (len(self.scales) * (2 if self.flip else 1))
 
-    @staticmethod
-    def restore(logits: Tensor, boxes: Sequence[Letterbox]) -> Iterator[Tensor]:
-        """Logits (C, H, W) at each image's original size from letterboxed logits (N, C, S, S),
-        one image at a time: a 12000² photo's full-size logits alone take 1.7 GB."""
-        for i, box in enumerate(boxes):
-            yield unletterbox(logits[i], box)
+    def stream(self, batches: Iterable[Mapping[str, Any]]) -> Iterator[Prediction]:
+        """Per-image predictions, in order, for collated batches: an item that could not be read
+        comes out as an error `Prediction`; logits are restored to each image's own size one
+        image at a time (a 12000² photo's full-size logits alone take 1.7 GB)."""
+        for batch in batches:
+            for index, name, message in batch["errors"]:
+                yield Prediction(int(index), error=message, name=name)
+            if len(batch["index"]) == 0:
+                continue
+            boxed = self.logits(batch["image"])
+            per_image = [
+                key for key in ("letterbox", "original_label", "original_image") if key in batch
+            ]
+            for row, index in enumerate(batch["index"].tolist()):
+                fields = {key: batch[key][row] for key in per_image}
+                if "label" in batch:
+                    fields["label"] = batch["label"][row]
+                yield Prediction(
+                    index,
+                    logits=unletterbox(boxed[row], fields["letterbox"]),
+                    boxed_logits=boxed[row],
+                    fields=fields,
+                )
 
     def predict(self, inputs: ImageInput | Sequence[ImageInput]) -> np.ndarray | list[np.ndarray]:
         """HxW uint8 class indices per input (a list in, a list out)."""
-        masks = [logits.argmax(0).to(torch.uint8).cpu().numpy() for logits in self._run(inputs)]
+        masks = [p.mask for p in self._run(inputs)]
         return masks if _is_many(inputs) else masks[0]
 
     def predict_proba(
         self, inputs: ImageInput | Sequence[ImageInput]
     ) -> np.ndarray | list[np.ndarray]:
         """(C, H, W) float32 class probabilities per input (a list in, a list out)."""
-        probs = [logits.softmax(0).cpu().numpy() for logits in self._run(inputs)]
+        probs = [p.logits.softmax(0).cpu().numpy() for p in self._run(inputs)]
         return probs if _is_many(inputs) else probs[0]
 
-    def _run(self, inputs: ImageInput | Sequence[ImageInput]) -> Iterator[Tensor]:
+    def _run(self, inputs: ImageInput | Sequence[ImageInput]) -> Iterator[Prediction]:
         images = [to_image(x) for x in (inputs if _is_many(inputs) else [inputs])]
         images = [image for item in images for image in item]  # NCHW tensors expand
+        yield from self.stream(self._batches(images))
+
+    def _batches(self, images: list[np.ndarray]) -> Iterator[dict[str, Any]]:
         for start in range(0, len(images), self.batch_size):
-            chunk = [
-                letterbox(image, self.eval_size)
-                for image in images[start : start + self.batch_size]
-            ]
-            batch = torch.stack([to_chw_tensor(boxed) for boxed, _ in chunk])
-            yield from self.restore(self.logits(batch), [box for _, box in chunk])
+            items = []
+            for index, image in enumerate(images[start : start + self.batch_size], start):
+                boxed, box = letterbox(image, self.eval_size)
+                items.append({"index": index, "image": to_chw_tensor(boxed), "letterbox": box})
+            yield collate(items)
 
     def describe(self) -> dict[str, Any]:
         """What `GET /v1/model` reports."""
-        from gcnseg import __version__
-
         return {
             "name": self.model_name,
             "classes": list(self.classes.names),
@@ -129,44 +180,13 @@ class Segmenter:
         }
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """safetensors weights + a JSON config (model, classes, colours, eval size, metrics, data)."""
-        from safetensors.torch import save_file
-
-        from gcnseg.io.atomic import atomic_path, write_json
-
-        if self.model is None:
+        """safetensors weights + a JSON config (model, classes, eval size, metrics, data) that
+        `gcnseg.load(folder)` reads back."""
+        if self.trained is None:
             raise GcnsegError(
                 "this Segmenter runs an ONNX file: there are no torch weights to save"
             )
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {
-            k: v.detach().float().cpu().contiguous() for k, v in self.model.state_dict().items()
-        }
-        with atomic_path(folder / PRETRAINED_WEIGHTS) as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt"})
-        write_json(folder / PRETRAINED_CONFIG, self._pretrained_config())
-        return folder
-
-    def _pretrained_config(self) -> dict[str, Any]:
-        from gcnseg import __version__
-
-        config = self.info.get("config", {})
-        return {
-            "format": "gcnseg-pretrained",
-            "gcnseg_version": __version__,
-            "model": config.get("model", {"name": self.model_name}),
-            "classes": self.classes.to_dict(),
-            "eval_size": self.eval_size,
-            "preprocessing": {
-                "input": "RGB, letterboxed: longer side to eval_size, padded bottom/right with 0",
-                "tensor": "float32 NCHW in [0, 1]; the ImageNet normalisation is inside the model",
-                "output": "logits NCHW at the input's size; argmax over C gives class indices",
-            },
-            "metrics": self.info.get("metrics", {}),
-            "training_data": self.info.get("training_data", {}),
-            "config": config,
-        }
+        return write_pretrained(folder, self.trained, eval_size=self.eval_size)
 
 
 def _is_many(inputs: object) -> bool:
@@ -182,19 +202,28 @@ def to_image(x: ImageInput) -> list[np.ndarray]:
     if isinstance(x, Image.Image):
         return [to_rgb(x)]
     if isinstance(x, np.ndarray):
-        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[2] != 3:
-            raise GcnsegError(
-                f"an array input must be HxWx3 uint8 RGB, got {x.dtype} of shape {x.shape}"
-            )
-        return [x]
+        return [_from_array(x)]
     if isinstance(x, Tensor):
         return [_from_tensor(t) for t in (x if x.ndim == 4 else [x])]
     raise GcnsegError(f"cannot segment a {type(x).__name__}: expected {INPUT_DOC}")
 
 
+def _from_array(x: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB from an HxWx3 or HxW (grey) uint8 array with pixels in it."""
+    if x.dtype != np.uint8 or x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[2] != 3):
+        raise GcnsegError(
+            f"an array input must be HxWx3 (RGB) or HxW (grey) uint8, got {x.dtype} of shape {x.shape}"
+        )
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise GcnsegError(f"an array input must hold pixels, got shape {x.shape}")
+    return np.repeat(x[..., None], 3, axis=2) if x.ndim == 2 else x
+
+
 def _from_tensor(t: Tensor) -> np.ndarray:
     if t.ndim != 3 or t.shape[0] != 3:
         raise GcnsegError(f"a tensor input must be CHW or NCHW RGB, got shape {tuple(t.shape)}")
+    if t.shape[1] == 0 or t.shape[2] == 0:
+        raise GcnsegError(f"a tensor input must hold pixels, got shape {tuple(t.shape)}")
     t = t.detach().cpu()
     if t.is_floating_point():
         low, high = float(t.min()), float(t.max())
@@ -221,82 +250,66 @@ def load(
 ) -> Segmenter:
     """A Segmenter for a packaged model's name, a run folder, a checkpoint, a folder written by
     `save_pretrained`, or an exported `.onnx` file. `engine`: see `gcnseg.inference.engines`.
-    `flip` and `scales` (e.g. 0.75, 1, 1.25) turn on test-time augmentation."""
+    `flip` and `scales` (e.g. 0.75, 1, 1.25) turn on test-time augmentation; `size` overrides
+    the eval size (the side images are letterboxed to)."""
     scales = check_scales(scales)
-    path = Path(source)
-    if path.suffix == ".onnx":
+    batch_size = check_batch_size(batch_size)
+    if size is not None:
+        size = check_eval_size(size)
+    where = resolve_source(source)
+    if where.kind == "onnx":
         return _load_onnx(
-            path, engine=engine, flip=flip, scales=scales, size=size, batch_size=batch_size
+            where.path, engine=engine, flip=flip, scales=scales, size=size, batch_size=batch_size
         )
-    if path.is_dir() and (path / PRETRAINED_CONFIG).is_file():
-        model, config, classes, info = _read_pretrained(path)
-    else:
-        from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
-
-        payload = load_checkpoint(source)
-        model, cfg, classes = model_from_checkpoint(payload, source)
-        config = cfg.to_dict()
-        info = {"config": config, "metrics": payload.get("metrics", {})}
-    info["training_data"] = info.get("training_data") or training_data(classes)
+    trained = read_model(where)
     return from_module(
-        model,
-        classes=classes,
-        eval_size=size or config["data"]["eval_size"],
-        model_name=config["model"]["name"],
+        trained,
+        eval_size=size or trained.eval_size,
         engine=engine,
         device=device,
         flip=flip,
         scales=scales,
         batch_size=batch_size,
-        info=info,
     )
 
 
-def check_scales(scales: Sequence[float]) -> tuple[float, ...]:
-    scales = tuple(float(s) for s in scales)
-    if not scales or not all(0.25 <= s <= 4 for s in scales):
-        raise GcnsegError(f"test-time scales must be between 0.25 and 4, got {list(scales)}")
-    return scales
-
-
 def _resize_uint8(images: Tensor, scale: float) -> Tensor:
-    """uint8 NCHW images with each side scaled and rounded to a multiple of 32 (the model's stride)."""
+    """uint8 NCHW images with each side scaled and rounded to the model's stride."""
     if scale == 1.0:
         return images
-    h, w = (max(32, int(side * scale / 32 + 0.5) * 32) for side in images.shape[-2:])
+    h, w = (round_to_stride(side * scale) for side in images.shape[-2:])
     resized = F.interpolate(images.float(), size=(h, w), mode="bilinear", align_corners=False)
     return resized.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def from_module(
-    model: nn.Module,
+    trained: TrainedModel,
     *,
-    classes: ClassSet,
-    eval_size: int,
-    model_name: str,
+    eval_size: int | None = None,
     engine: str = "auto",
     device: str | torch.device = "auto",
     flip: bool = False,
-    scales: tuple[float, ...] = (1.0,),
+    scales: Sequence[float] = (1.0,),
     batch_size: int = 4,
-    info: dict[str, Any] | None = None,
 ) -> Segmenter:
     """A Segmenter around a torch model in memory (a loaded checkpoint, or one being trained)."""
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     name, reason = engines.choose(engine, dev)
-    runner = engines.build(name, model, device=dev, classes=classes, model_name=model_name)
+    runner = engines.build(
+        name, trained.model, device=dev, classes=trained.classes, model_name=trained.name
+    )
     log.info("engine: %s (%s)", runner.name, reason)
     return Segmenter(
         runner,
-        classes=classes,
-        eval_size=eval_size,
-        model_name=model_name,
+        classes=trained.classes,
+        eval_size=check_eval_size(eval_size or trained.eval_size),
+        model_name=trained.name,
         flip=flip,
-        scales=scales,
-        batch_size=batch_size,
-        model=model,
-        info=info or {},
+        scales=check_scales(scales),
+        batch_size=check_batch_size(batch_size),
+        trained=trained,
         engine_reason=reason,
+        training_data=trained.training_data,
     )
 
 
@@ -309,67 +322,25 @@ def _load_onnx(
     size: int | None,
     batch_size: int,
 ) -> Segmenter:
-    from gcnseg.inference.export import META_CLASSES, META_EVAL_SIZE, META_MODEL, META_QUANTIZED
+    from gcnseg.inference.onnx_format import read_info
 
     if engine not in ("auto", "onnx", "onnx-int8", "openvino"):
         raise GcnsegError(f"{path}: an ONNX file runs on ONNX Runtime or OpenVINO, not {engine!r}")
-    meta = engines.onnx_metadata(path)
-    if META_CLASSES not in meta:
-        raise GcnsegError(f"{path}: no class metadata; export it with `gcnseg export`")
-    int8 = "-int8" if meta.get(META_QUANTIZED) else ""
+    info = read_info(path)
+    int8 = "-int8" if info.quantized else ""
     if engine == "openvino":
         runner = engines.OpenVinoEngine(path)
         runner.name += int8
     else:
         runner = engines.OnnxEngine(path, name=f"onnx{int8}")
-    classes = ClassSet.from_dict(json.loads(meta[META_CLASSES]))
-    eval_size = size or int(meta.get(META_EVAL_SIZE, 0)) or 512
     log.info("engine: %s (an ONNX file was given)", runner.name)
     return Segmenter(
         runner,
-        classes=classes,
-        eval_size=eval_size,
-        model_name=meta.get(META_MODEL, path.stem),
+        classes=info.classes,
+        eval_size=size or info.eval_size or 512,
+        model_name=info.model_name,
         flip=flip,
         scales=scales,
         batch_size=batch_size,
-        info={"training_data": training_data(classes)},
         engine_reason="an ONNX file was given",
     )
-
-
-def _read_pretrained(folder: Path) -> tuple[nn.Module, dict, ClassSet, dict]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from gcnseg.config import config_from_dict
-    from gcnseg.models.registry import build_model
-
-    try:
-        meta = json.loads((folder / PRETRAINED_CONFIG).read_text())
-        cfg = config_from_dict(meta["config"])
-        classes = ClassSet.from_dict(meta["classes"])
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise GcnsegError(f"{folder / PRETRAINED_CONFIG}: not a gcnseg config ({exc})") from None
-    try:
-        state = load_file(str(folder / PRETRAINED_WEIGHTS))
-    except (OSError, SafetensorError) as exc:
-        raise GcnsegError(f"{folder / PRETRAINED_WEIGHTS}: unreadable weights ({exc})") from None
-    model = build_model(cfg, len(classes.names), backbone_weights="random")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise GcnsegError(f"{folder}: weights do not fit {cfg.model.name} ({first})") from None
-    info = {"config": meta["config"], "metrics": meta.get("metrics", {})}
-    info["training_data"] = meta.get("training_data", {})
-    return model.eval(), meta["config"], classes, info
-
-
-def training_data(classes: ClassSet) -> dict[str, str]:
-    """Provenance for the pretrained config; the pet classes mean Oxford-IIIT Pet."""
-    from gcnseg.data.oxford_pets import LICENSE, PETS
-
-    if classes.names == PETS.names:
-        return {"name": "Oxford-IIIT Pet", "license": LICENSE}
-    return {"name": "user data", "license": "as the data's owner set it"}

@@ -11,9 +11,8 @@ def _conv_rows_as_columns(x: Tensor, conv: nn.Conv2d) -> Tensor:
     """`conv` (a 1×k kernel) applied as a k×1 kernel to the H/W-transposed, channels-last input.
 
     Same result; used when training on the CPU only, because oneDNN's weight gradient for 1×k
-    kernels is 4–10× slower than for k×1 ones (GCN-ResNet50 at 512²: 625 of 1700 ms of
-    convolution backward; README, "Speed"). Inference keeps the plain convolution: its forward
-    costs the same.
+    kernels is several times slower than for k×1 ones (benchmarks/README.md). Inference keeps the
+    plain convolution: its forward costs the same.
     """
     cl = torch.channels_last
     weight = conv.weight.transpose(2, 3).contiguous(memory_format=cl)
@@ -26,9 +25,9 @@ class DepthwiseConv2d(nn.Conv2d):
     """A depthwise convolution that trains in fp32 where oneDNN's bf16 backward is slow.
 
     Under CPU bf16 autocast, the backward of a depthwise convolution with a kernel above 3×3 or a
-    stride above 1 is 2.5–5× slower in bf16 than in fp32 (input gradient of stride 2, weight
-    gradient of 5×5), while 3×3 stride-1 ones are faster in bf16. Training runs those in fp32
-    (GCN-Lite0 at 512²: 3.1 -> 4.5 img/s); inference and export are a plain convolution.
+    stride above 1 is several times slower in bf16 than in fp32 (input gradient of stride 2,
+    weight gradient of 5×5), while 3×3 stride-1 ones are faster in bf16. Training runs those in
+    fp32 (benchmarks/README.md); inference and export are a plain convolution.
     """
 
     def forward(self, x: Tensor) -> Tensor:

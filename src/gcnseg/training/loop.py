@@ -270,7 +270,6 @@ def validate(run: Run) -> Evaluation:
         cfg.data.eval_size,
         cfg.model.name,
         flip=cfg.train.eval_flip,
-        model=run.evaluated_model,
     )
     result = evaluate(segmenter, run.val_loader)
     if result.skipped and run.info.is_main:

@@ -23,15 +23,15 @@ from torch.utils.data import DistributedSampler
 
 from gcnseg.classes import ClassSet
 from gcnseg.config import Config
-from gcnseg.data.dataset import SegmentationDataset, default_workers, make_loader
+from gcnseg.data.dataset import SegmentationDataset, default_workers, eval_loader
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.samples import DatasetIndex
 from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
-from gcnseg.data.transforms import eval_transform, train_transform
+from gcnseg.data.transforms import train_transform
 from gcnseg.errors import GcnsegError
 from gcnseg.io.atomic import write_text
 from gcnseg.models.backbones import get_backbone_spec
-from gcnseg.models.registry import build_model, model_entry
+from gcnseg.models.registry import model_entry
 from gcnseg.runtime import resolve_amp, resolve_device
 from gcnseg.training.checkpoints import (
     clear_run_dir,
@@ -269,7 +269,7 @@ def setup_run(
 
     torch.manual_seed(cfg.train.seed)
     from_weights = state is not None or cfg.model.init is not None  # loaded over it below
-    model = build_model(cfg, num_classes, backbone_weights="random" if from_weights else None)
+    model = cfg.model.build(num_classes, backbone_weights="random" if from_weights else None)
     if state is None and cfg.model.init is not None:
         apply_init(model, cfg, classes, cfg.model.init)
     if cfg.train.sync_bn and info.enabled:
@@ -288,11 +288,6 @@ def setup_run(
             cfg.data.crop_size, (cfg.data.scale_min, cfg.data.scale_max), cfg.data.color_jitter
         ),
         seed=cfg.train.seed,
-    )
-    val_set = SegmentationDataset(
-        select(index, manifest["splits"]["val"]),
-        eval_transform(cfg.data.eval_size),
-        keep_original=True,
     )
     sampler = DistributedSampler(
         train_set,
@@ -325,12 +320,13 @@ def setup_run(
             model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True
         )
     workers = default_workers() if cfg.data.workers is None else cfg.data.workers
-    val_loader = make_loader(
-        val_set,
+    val_samples = select(index, manifest["splits"]["val"])
+    val_loader = eval_loader(
+        val_samples,
+        cfg.data.eval_size,
         batch_size=cfg.data.eval_batch_size,
-        shuffle=False,
         workers=workers,
-        sampler=ShardSampler(len(val_set), info),
+        sampler=ShardSampler(len(val_samples), info),
         pin_memory=device.type == "cuda",
     )
     return Run(
