@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
+from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint, save_release
 from gcnseg.classes import ClassSet
 from gcnseg.errors import GcnsegError
-from gcnseg.io.atomic import atomic_path
+from gcnseg.io.atomic import atomic_path, ensure_writable
 
 if TYPE_CHECKING:
     import onnx
@@ -34,6 +34,7 @@ META_INPUT = "gcnseg.input"
 META_EVAL_SIZE = "gcnseg.eval_size"
 META_QUANTIZED = "gcnseg.quantized"  # how an int8 model was calibrated; absent for fp32
 INPUT_FORMAT = "float32 RGB in [0, 1], NCHW, any batch/height/width; output logits NCHW"
+ONNX_OPSETS = range(13, 21)  # what the exporter and ONNX Runtime both handle for these models
 _DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
 
 
@@ -52,6 +53,10 @@ def export_onnx(
     A fp32 CPU copy in eval mode is exported, so the caller's model (maybe bf16, channels-last, on
     a GPU, in train mode) is left untouched.
     """
+    if opset not in ONNX_OPSETS:
+        raise GcnsegError(
+            f"opset {opset} is not supported; use {ONNX_OPSETS.start} to {ONNX_OPSETS.stop - 1}"
+        )
     onnx_module = _import_onnx()
     model = copy.deepcopy(model).float().cpu().eval()
     sample = torch.zeros(1, 3, sample_size, sample_size)  # only its shape is traced
@@ -97,6 +102,42 @@ def export_checkpoint(
             model, Path(workdir) / "fp32.onnx", eval_size=config.data.eval_size, **kwargs
         )
         return quantize_int8(fp32, out, int8_calibration, size=config.data.eval_size)
+
+
+def export_model(
+    source: str | Path,
+    out: str | Path,
+    *,
+    opset: int = 17,
+    int8_data: Path | None = None,
+    int8_manifest: Path | None = None,
+    int8_images: int = 32,
+) -> Path:
+    """Write the model `source` names in the format `out`'s name asks for, and return the path.
+
+    `*.onnx`: an ONNX model; with `int8_data` (a dataset folder) quantised to int8, calibrated on
+    `int8_images` of its training images (the train split of `int8_manifest`, if given).
+    `*.pt` / `*.pt.gz`: a slim fp16 release (gzipped for .gz). Any other name: a folder of
+    safetensors weights + config.json that `gcnseg.load` reads.
+    """
+    out = Path(out)
+    to_onnx = out.suffix == ".onnx"
+    release = out.name.endswith((".pt", ".pt.gz"))
+    ensure_writable(out, "the exported model", folder=not (to_onnx or release))
+    if int8_data is not None and not to_onnx:
+        raise GcnsegError(f"{out}: int8 quantisation writes an ONNX model; name it *.onnx")
+    if release:
+        return save_release(source, out)
+    if to_onnx:
+        from gcnseg.inference.quantize import calibration_images
+
+        images = None
+        if int8_data is not None:
+            images = calibration_images(int8_data, int8_manifest, int8_images)
+        return export_checkpoint(str(source), out, opset=opset, int8_calibration=images)
+    from gcnseg.inference.segmenter import load
+
+    return load(source, engine="torch-fp32").save_pretrained(out)
 
 
 def _import_onnx() -> ModuleType:
