@@ -11,12 +11,12 @@ import argparse
 import sys
 
 from gcnseg import __version__
-from gcnseg.cli import bench, data, demo, export, init, models, predict, serve, test, train
+from gcnseg.cli import bench, data, demo, export, models, predict, serve, test, train
 from gcnseg.cli.arguments import Parser, add_verbosity, verbosity_everywhere
 from gcnseg.errors import GcnsegError
 from gcnseg.logs import setup_logging
 
-COMMANDS = (init, data, train, test, predict, models, export, demo, bench, serve)  # --help order
+COMMANDS = (data, train, test, predict, models, export, demo, bench, serve)  # --help order
 
 
 def build_parser() -> argparse.ArgumentParser:

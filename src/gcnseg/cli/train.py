@@ -1,4 +1,5 @@
-"""`gcnseg train`: a shipped or YAML config, changed by flags and --set, trained or resumed."""
+"""`gcnseg init` and `gcnseg train`: a starter config for a dataset; a shipped or YAML config,
+changed by flags and --set, trained or resumed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gcnseg.cli.arguments import DEVICES, positive_int
+from gcnseg.cli.arguments import DEVICES, check_outputs, positive_int
 from gcnseg.errors import GcnsegError
 
 if TYPE_CHECKING:
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    init = subparsers.add_parser("init", help="write a starter training config for a dataset")
+    init.add_argument("data", type=Path, help="dataset folder")
+    init.add_argument("--out", type=Path, default=Path("gcnseg.yaml"), help="default: gcnseg.yaml")
+    init.add_argument("--force", action="store_true", help="replace an existing --out")
+    init.set_defaults(func=run)
     train = subparsers.add_parser("train", help="train a model (YAML config + overrides)")
     train.add_argument(
         "--config", help="shipped config name or YAML path (default: pets_gcn_lite0)"
@@ -76,6 +82,27 @@ def train_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    return _init(args) if args.command == "init" else _train(args)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from gcnseg.config import starter_config
+    from gcnseg.data.layouts import index_dataset
+    from gcnseg.io.atomic import write_text
+
+    check_outputs((args.out, "the config", False))
+    if args.out.exists() and not args.force:
+        raise GcnsegError(f"{args.out}: already exists; pass --force to replace it")
+    index = index_dataset(args.data)
+    write_text(args.out, starter_config(index.root.resolve(), index.classes, len(index.samples)))
+    print(
+        f"wrote {args.out} ({len(index.samples)} pairs, classes {', '.join(index.classes.names)})"
+    )
+    print(f"next: gcnseg train --config {args.out}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
     if args.nproc > 1:
         from gcnseg.training.launch import launch_torchrun
 
