@@ -116,7 +116,7 @@ def predict_files(
 def write_summary(
     path: Path, summary: PredictSummary, *, checkpoint: str | Path, out_dir: Path
 ) -> None:
-    """A JSON record of a `predict_files` run beside its images: model, engine, what was written
+    """A JSON record of a `predict_files` run: model, engine, where the images went, what was written
     and what was left out, so a script can check a batch without reading the log."""
     from gcnseg import __version__
 
