@@ -1,4 +1,4 @@
-"""A run folder holding a resumable last.pt, written directly: what `--resume` reads, no training."""
+"""A run folder holding a resumable last.pt, written directly: what a resume reads, no training."""
 
 from __future__ import annotations
 

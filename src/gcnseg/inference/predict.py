@@ -116,8 +116,8 @@ def predict_files(
 def write_summary(
     path: Path, summary: PredictSummary, *, checkpoint: str | Path, out_dir: Path
 ) -> None:
-    """A JSON record of a `predict_files` run: model, engine, where the images went, what was written
-    and what was left out, so a script can check a batch without reading the log."""
+    """A JSON record of a `predict_files` run: model, engine, where the images went, how many
+    were written and which were left out, so a script can check a batch without reading the log."""
     from gcnseg import __version__
 
     write_json(
