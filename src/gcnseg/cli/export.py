@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         required=True,
-        help="model.onnx; release.pt / release.pt.gz (fp16; .gz compressed); or a folder (safetensors + config.json)",
+        help="model.onnx; release.pt / release.pt.gz (fp16; .gz compressed); "
+        "or a folder (safetensors + config.json)",
     )
     export.add_argument("--opset", type=integer, default=17)
     export.add_argument(
