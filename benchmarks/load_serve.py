@@ -230,7 +230,7 @@ async def load_test(
 
 
 def start_server(args: argparse.Namespace, port: int, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "gcnseg.cli", "-q", "serve", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "gcnseg", "-q", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--checkpoint", args.checkpoint, "--engine", args.engine]
     command += ["--max-upload-mb", str(args.max_upload_mb), "--max-batch", str(args.max_batch)]
     command += ["--max-queue", str(args.concurrency)]

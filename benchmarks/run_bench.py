@@ -1,6 +1,6 @@
 """Benchmark GCN models here: `python benchmarks/run_bench.py --sizes 256 512 --markdown`.
 
-The same as `gcnseg bench` (same options, defined in gcnseg.cli); see --help.
+The same as `gcnseg bench` (same options, defined in gcnseg.cli.bench); see --help.
 """
 
 from __future__ import annotations

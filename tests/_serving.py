@@ -70,7 +70,7 @@ class Server:
 def running_server(log: Path, *args: str, ready_s: float = 180.0) -> Iterator[Server]:
     """`gcnseg serve` on a free loopback port, ready when /healthz answers; stopped at the end."""
     port = free_port()
-    command = [sys.executable, "-m", "gcnseg.cli", "serve", "--port", str(port), "--engine", ENGINE]
+    command = [sys.executable, "-m", "gcnseg", "serve", "--port", str(port), "--engine", ENGINE]
     env = {k: v for k, v in os.environ.items() if k != "GCNSEG_API_KEY"}  # keys come from args
     with log.open("w") as sink:
         process = subprocess.Popen(

@@ -284,11 +284,11 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *expect
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["export", "--checkpoint", "pets-default", "--out", "m.onnx", "--opset", "5"], "--opset"),
+        (["export", "--checkpoint", "pets-default", "--out", "m.onnx", "--opset", "5"], "opset 5"),
         (["test", "--checkpoint", "pets-default", "--data", ".", "--size", "-5"], "--size"),
         (["predict", "x.jpg", "--size", "16"], "--size"),
         (["predict", "x.jpg", "--alpha", "nan"], "--alpha"),
-        (["predict", "x.jpg", "--alpha", "1.5"], "--alpha"),
+        (["predict", "x.jpg", "--alpha", "1.5"], "alpha must be in"),
         (["data", "download", "--root", "d", "--url-base", "not a url"], "--url-base"),
         (["models", "--size", "0"], "--size"),
         (["data", "split", ".", "--out", "m.json", "--max-side", "-1"], "--max-side"),

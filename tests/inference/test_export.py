@@ -1,4 +1,5 @@
-"""ONNX export: torch/ONNX Runtime parity on real photos, dynamic shapes, metadata, checkpoints."""
+"""Export: torch/ONNX Runtime parity on real photos, dynamic shapes, metadata, checkpoints, and
+the format an output's name asks for."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from _data import PETS_SAMPLE, pets_sample_missing
-from gcnseg.checkpoint import save_checkpoint
+from gcnseg.checkpoint import load_checkpoint, save_checkpoint
 from gcnseg.classes import ClassSet
 from gcnseg.config import Config
 from gcnseg.data.images import read_image
@@ -23,7 +24,7 @@ onnx = pytest.importorskip("onnx", reason="the [onnx] extra is not installed")
 pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
 
 from gcnseg.inference.engines import OnnxEngine  # noqa: E402
-from gcnseg.inference.export import export_checkpoint, export_onnx  # noqa: E402
+from gcnseg.inference.export import export_checkpoint, export_model, export_onnx  # noqa: E402
 from gcnseg.inference.onnx_format import META_CLASSES  # noqa: E402
 from gcnseg.inference.segmenter import load  # noqa: E402
 
@@ -116,19 +117,26 @@ def test_class_count_mismatch_is_refused(model, tmp_path) -> None:
     assert not (tmp_path / "bad.onnx").exists()
 
 
-def test_export_checkpoint_carries_classes_and_model_name(tmp_path) -> None:
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.nn.Module]:
+    """A run folder whose best.pt holds a seeded random model, and that model."""
     config = Config()
     config.model.name = "gcn_k1_efficientnet_lite0"
     torch.manual_seed(1)
     source = create_model(config.model.name, num_classes=3, backbone_weights="random").eval()
     payload = {"model": source.state_dict(), "config": config.to_dict()}
-    save_checkpoint(tmp_path / "best.pt", payload | {"classes": CLASSES.to_dict()})
+    run = tmp_path_factory.mktemp("run")
+    save_checkpoint(run / "best.pt", payload | {"classes": CLASSES.to_dict()})
+    return run, source
 
-    out = export_checkpoint(str(tmp_path), tmp_path / "model.onnx")
+
+def test_export_checkpoint_carries_classes_and_model_name(run_folder, tmp_path) -> None:
+    run, source = run_folder
+    out = export_checkpoint(str(run), tmp_path / "model.onnx")
 
     segmenter = load(out)
     assert (segmenter.classes, segmenter.model_name) == (CLASSES, "gcn_k1_efficientnet_lite0")
-    assert segmenter.eval_size == config.data.eval_size  # carried in the file's metadata
+    assert segmenter.eval_size == Config().data.eval_size  # carried in the file's metadata
     image = torch.rand(1, 3, 96, 80)
     with torch.no_grad():
         expected = source(image)
@@ -144,3 +152,35 @@ def test_engine_gives_one_line_errors(tmp_path) -> None:
         OnnxEngine(junk)
     with pytest.raises(GcnsegError, match="not a loadable ONNX model"):
         load(junk)  # its metadata is read before any engine is built
+
+
+def test_export_model_writes_the_format_the_name_asks_for(run_folder, tmp_path) -> None:
+    run, _ = run_folder
+    onnx_file = export_model(run, tmp_path / "model.onnx")
+    release = export_model(run, tmp_path / "release.pt.gz")
+    folder = export_model(run, tmp_path / "saved")
+    assert load(onnx_file).engine_name == "onnx"
+    weights = load_checkpoint(release)["model"].values()
+    assert all(w.dtype == torch.float16 for w in weights if w.is_floating_point())
+    assert (folder / "config.json").is_file()
+    for path in (onnx_file, release, folder):
+        segmenter = load(path, engine="onnx" if path.suffix == ".onnx" else "torch-fp32")
+        assert (segmenter.classes, segmenter.model_name) == (CLASSES, "gcn_k1_efficientnet_lite0")
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        ("model.pt", {"int8_data": Path("data")}, r"int8 .* ONNX model; name it \*\.onnx"),
+        ("model.onnx", {"opset": 12}, "opset 12 is not supported; use 13 to 20"),
+        ("taken", {}, "cannot write the exported model: this is a file, not a folder"),
+    ],
+)
+def test_export_model_refuses_before_writing(
+    run_folder, tmp_path: Path, name: str, kwargs: dict, message: str
+) -> None:
+    if name == "taken":
+        (tmp_path / name).write_text("a file where the saved folder would go")
+    with pytest.raises(GcnsegError, match=message):
+        export_model(run_folder[0], tmp_path / name, **kwargs)
+    assert [p.name for p in tmp_path.iterdir()] == (["taken"] if name == "taken" else [])

@@ -53,6 +53,12 @@ def test_mask_with_undefined_class_is_refused(tmp_path):
         save_mask_png(tmp_path / "mask.png", mask, PETS)
 
 
+@pytest.mark.parametrize("alpha", [-0.01, 1.01, float("nan")])
+def test_overlay_refuses_an_opacity_outside_0_to_1(alpha: float) -> None:
+    with pytest.raises(GcnsegError, match=r"alpha must be in \[0, 1\]"):
+        overlay(_image(), _mask(), PETS, alpha=alpha)
+
+
 def test_overlay_blends_classes_by_alpha_and_leaves_background_and_ignore_alone():
     image, mask = _image(), _mask()
     out = overlay(image, mask, PETS, alpha=0.25, legend=False)

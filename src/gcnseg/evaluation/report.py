@@ -28,6 +28,10 @@ from gcnseg.io.formats import finite
 
 log = logging.getLogger(__name__)
 
+# What `run_test` writes into its `out_dir`.
+CONFUSION_MATRIX_FILE = "confusion_matrix.png"
+WORST_FILE = "worst.png"
+
 
 @dataclass
 class TestReport:
@@ -202,7 +206,7 @@ def run_test(
         plot_confusion_matrix(
             result.metrics["confusion_matrix"],
             list(classes.names),
-            out_dir / "confusion_matrix.png",
+            out_dir / CONFUSION_MATRIX_FILE,
         )
         tiles = []
         for neg_score, i, pred, label in sorted(worst_heap, key=lambda t: -t[0]):
@@ -210,10 +214,21 @@ def run_test(
             caption = f"{samples[i].name}  IoU {-neg_score:.3f}"
             tiles.append((caption, panel(image, pred.numpy(), classes, truth=label.numpy())))
         if tiles:
-            gallery(tiles, out_dir / "worst.png")
+            gallery(tiles, out_dir / WORST_FILE)
     if json_out is not None:
         write_json(json_out, report.to_dict())
     return report
+
+
+def written_files(
+    *, json_out: Path | None = None, draw_dir: Path | None = None, out_dir: Path | None = None
+) -> list[Path]:
+    """What `run_test` wrote for these arguments, in that order; the worst-k gallery exists only
+    when an image was scored, so only what is on disk is listed."""
+    paths = [json_out, draw_dir]
+    if out_dir is not None:
+        paths += [out_dir / CONFUSION_MATRIX_FILE, out_dir / WORST_FILE]
+    return [path for path in paths if path is not None and path.exists()]
 
 
 def _tta(flip: bool, scales: tuple[float, ...]) -> dict:

@@ -26,9 +26,10 @@ from gcnseg.inference.onnx_format import (
     META_EVAL_SIZE,
     META_INPUT,
     META_MODEL,
+    ONNX_OPSETS,
     OUTPUT_NAME,
 )
-from gcnseg.io.atomic import atomic_path
+from gcnseg.io.atomic import atomic_path, ensure_writable
 from gcnseg.source import read_model
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ def export_onnx(
     A fp32 CPU copy in eval mode is exported, so the caller's model (maybe bf16, channels-last, on
     a GPU, in train mode) is left untouched.
     """
+    if opset not in ONNX_OPSETS:
+        raise GcnsegError(
+            f"opset {opset} is not supported; use {ONNX_OPSETS.start} to {ONNX_OPSETS.stop - 1}"
+        )
     onnx_module = _import_onnx()
     model = copy.deepcopy(model).float().cpu().eval()
     sample = torch.zeros(1, 3, sample_size, sample_size)  # only its shape is traced
@@ -80,20 +85,21 @@ def export_model(
     *,
     opset: int = 17,
     int8_data: str | Path | None = None,
-    manifest: str | Path | None = None,
+    int8_manifest: str | Path | None = None,
     calibration_images: int = 32,
 ) -> Path:
     """Export the model `source` names (packaged name, run, checkpoint or saved folder) in the
     format `out`'s name asks for: `.onnx`, `.pt` / `.pt.gz` (a slim fp16 checkpoint), or a folder
     (no suffix) of safetensors weights + config.json for `gcnseg.load`.
 
-    With `int8_data` (a dataset root; `manifest` picks its training split), the ONNX model is
-    quantised to int8, calibrated on `calibration_images` images of it.
+    With `int8_data` (a dataset root; `int8_manifest` picks its training split), the ONNX model
+    is quantised to int8, calibrated on `calibration_images` images of it.
     """
     out = Path(out)
     suffix = out.suffix.lower()
     if int8_data is not None and suffix != ".onnx":
         raise GcnsegError(f"{out}: an int8 export is an ONNX model; name it *.onnx")
+    ensure_writable(out, "the exported model", folder=not suffix)
     if out.name.lower().endswith((".pt", ".pt.gz")):
         from gcnseg.checkpoint import save_release
 
@@ -103,7 +109,9 @@ def export_model(
         if int8_data is not None:
             from gcnseg.inference.quantize import calibration_images as pick
 
-            images = pick(Path(int8_data), manifest and Path(manifest), calibration_images)
+            images = pick(
+                Path(int8_data), int8_manifest and Path(int8_manifest), calibration_images
+            )
         return export_checkpoint(source, out, opset, int8_calibration=images)
     if suffix:
         raise GcnsegError(

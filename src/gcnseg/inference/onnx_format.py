@@ -28,6 +28,7 @@ META_INPUT = "gcnseg.input"
 META_EVAL_SIZE = "gcnseg.eval_size"
 META_QUANTIZED = "gcnseg.quantized"  # how an int8 model was calibrated; absent for fp32
 MAX_EVAL_SIZE = 8192
+ONNX_OPSETS = range(13, 21)  # what the exporter and ONNX Runtime both handle for these models
 
 
 def exported_input(images: Tensor) -> np.ndarray:

@@ -21,8 +21,9 @@ from gcnseg.data.oxford_pets import truth_sample
 from gcnseg.errors import GcnsegError
 from gcnseg.inference.inputs import expand_inputs, output_stems
 from gcnseg.inference.segmenter import load
+from gcnseg.io.atomic import write_json
 from gcnseg.logs import progress_enabled
-from gcnseg.viz.draw import overlay, panel, save_image, save_mask_png
+from gcnseg.viz.draw import check_alpha, overlay, panel, save_image, save_mask_png
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def predict_files(
     workers: int | None = None,
 ) -> PredictSummary:
     """Segment every input and write its mask, overlay and (with ground truth) panel."""
+    check_alpha(alpha)
     paths = expand_inputs(inputs)
     stems = output_stems(paths)
     segmenter = load(checkpoint, engine=engine, device=device, flip=flip, scales=scales, size=size)
@@ -78,6 +80,26 @@ def predict_files(
     if summary.written == 0:
         raise GcnsegError(f"none of the {len(paths)} inputs could be segmented")
     return summary
+
+
+def write_summary(
+    path: Path, summary: PredictSummary, *, checkpoint: str | Path, out_dir: Path
+) -> None:
+    """A JSON record of a `predict_files` run: model, engine, where the images went, how many
+    were written and which were left out, so a script can check a batch without reading the log."""
+    from gcnseg import __version__
+
+    write_json(
+        path,
+        {
+            "version": __version__,
+            "checkpoint": str(checkpoint),
+            "engine": summary.engine,
+            "out": str(out_dir),
+            "written": summary.written,
+            "skipped": summary.skipped,
+        },
+    )
 
 
 def find_truth(image_path: Path, masks_dir: Path | None) -> np.ndarray | None:

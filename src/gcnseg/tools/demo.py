@@ -31,14 +31,8 @@ DEMO_OVERRIDES = [
 
 
 def run_demo(data: Path, out: Path, *, minutes: float = 8.0, download: bool = False) -> Path:
-    if download:
-        from gcnseg.data.oxford_pets import download_oxford_pets
-
-        download_oxford_pets(data)
-    index = index_dataset(data)
     manifest_path = out / "manifest.json"
-    save_manifest(manifest_path, make_split(index, test_fraction=0.2, val_fraction=0.1, seed=0))
-    cfg = load_config(
+    cfg = load_config(  # first: a bad `minutes` is refused before anything is fetched or written
         "pets_gcn_lite0",
         [
             *DEMO_OVERRIDES,
@@ -49,6 +43,12 @@ def run_demo(data: Path, out: Path, *, minutes: float = 8.0, download: bool = Fa
             f"train.time_budget_min={minutes}",
         ],
     )
+    if download:
+        from gcnseg.data.oxford_pets import download_oxford_pets
+
+        download_oxford_pets(data)
+    index = index_dataset(data)
+    save_manifest(manifest_path, make_split(index, test_fraction=0.2, val_fraction=0.1, seed=0))
     run_dir = train(cfg, overwrite=True)  # the demo's run folder is its own: rerunning replaces it
     report = run_test(
         str(run_dir / "best.pt"),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gcnseg.checkpoint import load_checkpoint, save_checkpoint
+from gcnseg.config import Config, apply_overrides, config_from_dict
 from gcnseg.errors import GcnsegError
 from gcnseg.io.atomic import write_text
 from gcnseg.io.formats import finite
@@ -77,7 +78,10 @@ def remove_temp_files(run_dir: Path) -> None:
             log.info("removed %s (left by an interrupted write)", tmp)
 
 
-def load_resume_state(run_dir: Path) -> dict[str, Any]:
+def load_resume(run_dir: Path, overrides: list[str] | None = None) -> tuple[dict[str, Any], Config]:
+    """A run's last.pt and the config a resume trains with: the one saved in it, changed by
+    `overrides` (e.g. `train.epochs=40`). The one source for resuming and for showing that config.
+    """
     path = run_dir / "last.pt"
     if not path.is_file():
         raise GcnsegError(f"{run_dir}: no last.pt to resume from (is this a run folder?)")
@@ -85,7 +89,7 @@ def load_resume_state(run_dir: Path) -> dict[str, Any]:
     missing = [key for key in RESUME_KEYS if key not in state]
     if missing:
         raise GcnsegError(f"{path}: not a resumable training checkpoint (no {missing[0]})")
-    return state
+    return state, config_from_dict(apply_overrides(state["config"], overrides or []))
 
 
 def save_run_checkpoint(path: Path, payload: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from gcnseg.config import Config, apply_overrides, config_from_dict
+from gcnseg.config import Config
 from gcnseg.data.dataset import make_loader
 from gcnseg.errors import GcnsegError
 from gcnseg.evaluation.evaluate import Evaluation, evaluate
@@ -26,7 +26,7 @@ from gcnseg.inference.engines import TorchEngine
 from gcnseg.inference.segmenter import Segmenter
 from gcnseg.logs import progress_enabled
 from gcnseg.runtime import autocast, prepare_images
-from gcnseg.training.checkpoints import append_jsonl, check_run_dir, load_resume_state
+from gcnseg.training.checkpoints import append_jsonl, check_run_dir, load_resume
 from gcnseg.training.distributed import (
     SkipSampler,
     all_reduce_sum,
@@ -78,8 +78,7 @@ def train(
         if overwrite:
             raise GcnsegError("--overwrite starts a new run and --resume continues one: pick one")
         run_dir = Path(resume)
-        state = load_resume_state(run_dir)
-        cfg = config_from_dict(apply_overrides(state["config"], resume_overrides or []))
+        state, cfg = load_resume(run_dir, resume_overrides)
     else:
         state, run_dir = None, make_run_dir(cfg)
     device = check_settings(cfg, resuming=state is not None)

@@ -146,8 +146,7 @@ def _overlay(
     """Overlay with ignored pixels either untouched (predictions) or painted (ground truth)."""
     _check_image(image)
     counts = _check_mask(mask, image.shape[:2], classes)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be within [0, 1], got {alpha}")
+    check_alpha(alpha)
     colors = _palette(classes).astype(np.float64)
     painted = np.zeros(256, bool)
     painted[1 : len(classes.names)] = True
@@ -165,6 +164,12 @@ def _overlay(
     if legend and entries:
         out = _draw_legend(out, entries)
     return out
+
+
+def check_alpha(alpha: float) -> None:
+    """Overlay opacity: 0 leaves the photo, 1 paints the classes solid; NaN fails too."""
+    if not 0.0 <= alpha <= 1.0:
+        raise GcnsegError(f"alpha must be in [0, 1], got {alpha}")
 
 
 def _palette(classes: ClassSet) -> np.ndarray:

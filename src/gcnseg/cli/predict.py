@@ -1,0 +1,63 @@
+"""`gcnseg predict`: masks, overlays and panels for files, folders or glob patterns."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gcnseg.cli.arguments import (
+    add_device,
+    add_engine,
+    add_tta,
+    check_outputs,
+    finite_float,
+    image_side,
+    positive_int,
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    predict = subparsers.add_parser("predict", help="segment images: masks, overlays, panels")
+    predict.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
+    predict.add_argument("--checkpoint", default="pets-default")
+    predict.add_argument("--out", type=Path, default=Path("predictions"))
+    add_engine(predict)
+    predict.add_argument(
+        "--batch-size", type=positive_int, default=4, help="images per forward pass"
+    )
+    predict.add_argument(
+        "--size", type=image_side, help="inference size (default: the checkpoint's eval size)"
+    )
+    add_tta(predict)
+    predict.add_argument("--alpha", type=finite_float, default=0.5, help="overlay opacity")
+    predict.add_argument("--masks", type=Path, help="folder of ground-truth masks for panels")
+    add_device(predict)
+    predict.add_argument(
+        "--json", type=Path, dest="json_out", help="write a summary (counts, engine, skipped) here"
+    )
+    predict.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gcnseg.inference.predict import predict_files, write_summary
+
+    check_outputs((args.out, "the predictions", True), (args.json_out, "the JSON summary", False))
+    summary = predict_files(
+        args.inputs,
+        checkpoint=args.checkpoint,
+        out_dir=args.out,
+        engine=args.engine,
+        size=args.size,
+        flip=args.flip,
+        scales=tuple(args.scales),
+        alpha=args.alpha,
+        masks_dir=args.masks,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
+    skipped = f", {len(summary.skipped)} skipped" if summary.skipped else ""
+    print(f"{summary.written} images segmented into {args.out} (engine {summary.engine}{skipped})")
+    if args.json_out is not None:
+        write_summary(args.json_out, summary, checkpoint=args.checkpoint, out_dir=args.out)
+        print(f"wrote {args.json_out}")
+    return 0
