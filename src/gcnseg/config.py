@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from gcnseg.classes import ClassSet
+    from gcnseg.data.sizes import FittedSizes
 
 DEFAULT_CONFIG = "pets_gcn_lite0"  # what `gcnseg train` uses without --config
 
@@ -378,15 +379,26 @@ def load_config(source: str | Path | None = None, overrides: list[str] | None = 
     return config_from_dict(apply_overrides(data, list(overrides or [])))
 
 
-def starter_config(root: Path, classes: ClassSet, pairs: int) -> str:
+def starter_config(
+    root: Path, classes: ClassSet, pairs: int, sizes: FittedSizes | None = None
+) -> str:
     """The YAML `gcnseg init DATA` writes: every setting of the default recipe (what `gcnseg
-    train --data DATA` would use), `data.root` set, and the data's classes named in the header
-    (they come from the data, not from the config)."""
+    train --data DATA` would use), `data.root` set, crop and eval sizes fitted to the frames
+    (`sizes`), and the data's classes named in the header (they come from the data, not from
+    the config)."""
     cfg = load_config(DEFAULT_CONFIG)
     cfg.data.root = str(root)
+    fitted = []
+    if sizes is not None:
+        cfg.data.crop_size, cfg.data.eval_size = sizes.crop_size, sizes.eval_size
+        fitted = [
+            f"# data.crop_size and data.eval_size fit the median frame, {sizes.width}x"
+            f"{sizes.height}: eval at its longer side, crops within its shorter side.",
+        ]
     header = [
         f"# gcnseg training config for {root}",
         f"# {pairs} image/mask pairs; classes (from the data): {', '.join(classes.names)}",
+        *fitted,
         "# Train with: gcnseg train --config THIS_FILE   (print the result: add --print-config)",
         "# Small dataset? Start from a segmentation model: set model.init to pets-default and",
         "# model.name to gcn_efficientnet_lite2 (its architecture).",

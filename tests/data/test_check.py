@@ -207,3 +207,31 @@ def test_cli_no_pairs(tmp_path: Path, capsys) -> None:
     (tmp_path / "classes.yaml").write_text("names: [background, thing]\n")
     assert main(["data", "check", str(tmp_path)]) == 2
     _assert_one_error_line(capsys.readouterr().err, tmp_path)
+
+
+def test_float_and_negative_masks_are_bad_values_not_classes(tmp_path: Path) -> None:
+    root = _bad_folder_dataset(tmp_path)
+    for stem, values in (
+        ("fraction", np.full((6, 8), 0.6, np.float32)),
+        ("negative", np.full((6, 8), -1, np.int32)),
+    ):
+        Image.new("RGB", (8, 6)).save(root / "images" / f"{stem}.png")
+        Image.fromarray(values).save(root / "masks" / f"{stem}.tif")
+    report = check_dataset(root, progress=False)
+    assert "fraction" not in report.usable and "negative" not in report.usable
+    flagged = " ".join(report.bad_mask_values)
+    assert str(root / "masks" / "fraction.tif") in flagged
+    assert str(root / "masks" / "negative.tif") in flagged
+    assert report.problems == 5
+
+
+def test_exif_orientation_does_not_turn_dataset_images(tmp_path: Path) -> None:
+    """A dataset's image and mask stay aligned as stored, even with a rotation tag."""
+    root = _bad_folder_dataset(tmp_path)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # viewers would show it 6 wide, 8 high; its 8x6 mask matches it stored
+    Image.new("RGB", (8, 6), (90, 90, 90)).save(root / "images" / "good1.jpg", exif=exif)
+    (root / "images" / "good1.png").unlink()
+    report = check_dataset(root, progress=False)
+    assert "good1" in report.usable
+    assert [line.split(":")[0] for line in report.size_mismatch] == ["mismatch"]

@@ -14,6 +14,7 @@ from _data import FOLDER_CLASSES
 from gcnseg.cli import main
 from gcnseg.data.check import check_dataset
 from gcnseg.data.layouts import index_dataset
+from gcnseg.data.splits import make_split, split_samples
 from gcnseg.errors import GcnsegError
 from smoke import ONE_RANDOM_STEP, set_flags
 
@@ -102,3 +103,134 @@ def test_train_from_elsewhere_on_colour_masks_leaks_no_warning(
     assert next((work / "runs").iterdir()).joinpath("best.pt").is_file()
     leaked = [f"{w.filename}: {w.message}" for w in recwarn]
     assert not leaked, leaked
+
+
+def _with_classes(tiny_folders: Path, tmp_path: Path, **extra) -> Path:
+    root = tmp_path / "declared"
+    shutil.copytree(tiny_folders, root)
+    (root / "classes.yaml").write_text(yaml.safe_dump(FOLDER_CLASSES | extra))
+    return root
+
+
+def test_ignore_index_declared_in_classes_yaml(tiny_folders: Path, tmp_path: Path) -> None:
+    root = _with_classes(tiny_folders, tmp_path, ignore=11)
+    for path in (root / "masks").iterdir():  # the void label becomes 11 instead of 255
+        label = np.asarray(Image.open(path))
+        Image.fromarray(np.where(label == 255, 11, label).astype(np.uint8)).save(path)
+    expected = {s.name: s.load_label() for s in index_dataset(tiny_folders).samples}
+    for sample in index_dataset(root).samples:
+        assert np.array_equal(sample.load_label(), expected[sample.name])
+    report = check_dataset(root, progress=False)
+    assert report.problems == 0 and len(report.usable) == 8
+
+
+def test_undeclared_void_label_leaves_nothing_usable_and_check_fails(
+    tiny_folders: Path, tmp_path: Path, capsys
+) -> None:
+    root = _with_classes(tiny_folders, tmp_path)
+    for path in (root / "masks").iterdir():
+        label = np.asarray(Image.open(path))
+        Image.fromarray(np.where(label == 255, 11, label).astype(np.uint8)).save(path)
+    assert main(["data", "check", str(root), "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "8 pairs, 0 usable" in out and "no usable pair" in out
+
+
+def test_ignore_colour_for_rgb_masks(colour_masks: Path, tiny_folders: Path) -> None:
+    void = [255, 255, 255]
+    (colour_masks / "classes.yaml").write_text(yaml.safe_dump(FOLDER_CLASSES | {"ignore": void}))
+    for sample in index_dataset(tiny_folders).samples:  # paint 255 white this time
+        label = sample.load_label()
+        rgb = _paint(label)
+        Image.fromarray(rgb).save(colour_masks / "masks" / sample.mask.name)
+    painted = {s.name: s.load_label() for s in index_dataset(colour_masks).samples}
+    for sample in index_dataset(tiny_folders).samples:
+        assert np.array_equal(painted[sample.name], sample.load_label())
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"ignore_index": 11}, "unknown key 'ignore_index'"),
+        ({"ignore": 1}, "ignore: 1 must be a mask value no class has"),
+        ({"ignore": [220, 40, 40]}, "is the colour of class 'disc'"),
+        ({"ignore": "void"}, "ignore must be a mask value"),
+        ({"background": "sky"}, "background must name one of the classes"),
+    ],
+)
+def test_bad_class_file_keys_are_one_line_naming_file_and_key(
+    tiny_folders: Path, tmp_path: Path, extra: dict, message: str
+) -> None:
+    root = _with_classes(tiny_folders, tmp_path, **extra)
+    with pytest.raises(GcnsegError, match=message) as exc:
+        index_dataset(root)
+    assert str(root / "classes.yaml") in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_ignore_colour_needs_the_class_colours(tiny_folders: Path, tmp_path: Path) -> None:
+    root = tmp_path / "no-colours"
+    shutil.copytree(tiny_folders, root)
+    (root / "classes.yaml").write_text(
+        yaml.safe_dump({"names": FOLDER_CLASSES["names"], "ignore": [0, 0, 0]})
+    )
+    with pytest.raises(GcnsegError, match="list the classes' `colors` too"):
+        index_dataset(root)
+
+
+def test_background_only_when_the_class_file_names_one(tiny_folders: Path, tmp_path: Path) -> None:
+    assert index_dataset(tiny_folders).classes.background is None  # a class named so is no reason
+    root = _with_classes(tiny_folders, tmp_path, background="background")
+    assert index_dataset(root).classes.background == 0
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_unknown_colour_hint_fits_the_file(colour_masks: Path, suffix: str) -> None:
+    path = sorted((colour_masks / "masks").iterdir())[0]
+    rgb = np.asarray(Image.open(path)).copy()
+    rgb[:8, :8] = (0, 0, 1)  # a block survives JPEG as a colour near, not at, (0, 0, 1)
+    path.unlink()
+    Image.fromarray(rgb).save(path.with_suffix(suffix), quality=95)
+    sample = next(s for s in index_dataset(colour_masks).samples if s.mask.stem == path.stem)
+    with pytest.raises(GcnsegError, match=r"is no class's colour in classes\.yaml") as exc:
+        sample.load_label()
+    lossless = "save masks losslessly" not in str(exc.value)
+    assert lossless == (suffix == ".png")
+    assert ("ignore: [R, G, B]" in str(exc.value)) == lossless
+
+
+def test_split_folders_keep_their_split(tiny_folders: Path, tmp_path: Path) -> None:
+    root = tmp_path / "split"
+    shutil.copytree(tiny_folders, root)
+    for kind in ("images", "masks"):
+        for path in sorted((root / kind).iterdir()):
+            split = "val" if int(path.stem.split("_")[1]) < 2 else "train"
+            (root / kind / split).mkdir(exist_ok=True)
+            path.rename(root / kind / split / path.name)
+    index = index_dataset(root)
+    manifest = make_split(index, test_fraction=0.5, val_fraction=0.5)
+    assert manifest["source"] == "official"
+    assert manifest["splits"] == {
+        "train": [f"train/scene_{i}" for i in range(2, 8)],
+        "val": ["val/scene_0", "val/scene_1"],
+        "test": [],
+    }
+    with pytest.raises(GcnsegError, match=f"no {root / 'images' / 'test'} folder"):
+        split_samples(index, None, "test")
+    assert check_dataset(root, progress=False).splits == {"train": 6, "val": 2, "test": 0}
+
+
+def test_same_name_with_two_extensions_is_reported_not_dropped(
+    tiny_folders: Path, tmp_path: Path, capsys
+) -> None:
+    root = tmp_path / "clash"
+    shutil.copytree(tiny_folders, root)
+    Image.open(root / "images" / "scene_0.png").convert("RGB").save(root / "images" / "scene_0.jpg")
+    index = index_dataset(root)
+    assert "scene_0" not in {s.name for s in index.samples}
+    assert index.clashes == [[root / "images" / "scene_0.jpg", root / "images" / "scene_0.png"]]
+    assert not index.masks_without_image  # its mask is part of the clash, not an orphan
+    report = check_dataset(root, progress=False)
+    assert report.problems == 1 and len(report.usable) == 7
+    assert main(["data", "check", str(root), "-q", "--strict"]) == 1
+    out = capsys.readouterr().out
+    assert "clashing names (skipped): 1" in out and str(root / "images" / "scene_0.jpg") in out

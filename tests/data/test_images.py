@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from _data import GIF_NAMED_JPG, RGBA_PNG_NAMED_JPG
 from gcnseg.data import images
@@ -198,3 +200,100 @@ def test_fifo_is_refused_without_opening(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(GcnsegError, match="not a regular file"):
         read_image(fifo)  # opening it would block until a writer appears
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (np.full((4, 5), 0.6, np.float32), "whole class indices, got 0.6"),
+        (np.full((4, 5), -1, np.int32), r"negative mask values \(min -1\)"),
+        (np.full((4, 5), 300, np.int32), r"above 255 \(max 300\)"),
+    ],
+)
+def test_masks_no_class_index_can_be_are_refused(
+    tmp_path: Path, values: np.ndarray, message: str
+) -> None:
+    path = tmp_path / "mask.tif"
+    Image.fromarray(values).save(path)
+    with pytest.raises(images.BadMaskValues, match=message) as exc:
+        read_mask(path)
+    _assert_one_line_naming(exc, path)
+
+
+def test_float_mask_of_whole_numbers_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "mask.tif"
+    Image.fromarray(np.array([[0, 1], [2, 255]], np.float32)).save(path)
+    np.testing.assert_array_equal(read_mask(path), [[0, 1], [2, 255]])
+
+
+def _png(path: Path, width: int, height: int, rows: int) -> Path:
+    """A grey PNG whose header declares width×height but whose data ends after `rows` rows,
+    closed properly (zlib end, IEND), so PIL reads it without complaint."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"".join(b"\x00" + b"\x80" * width for _ in range(rows)))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_png_declaring_more_pixels_than_it_holds_is_truncated(tmp_path: Path) -> None:
+    path = _png(tmp_path / "short.png", 11000, 11000, 50)
+    for read in (read_image, read_mask, image_size):
+        with pytest.raises(GcnsegError, match="truncated image") as exc:
+            read(path)
+        _assert_one_line_naming(exc, path)
+    data = path.read_bytes()
+    with pytest.raises(GcnsegError, match="truncated image"):
+        images.decode_image(data, "upload.png")
+
+
+def test_highly_compressible_pngs_are_not_mistaken_for_truncated(tmp_path: Path) -> None:
+    whole = _png(tmp_path / "whole.png", 3000, 2000, 2000)  # every row there: flat grey
+    assert read_mask(whole).shape == (2000, 3000)
+    for mode in ("1", "L", "P", "RGB"):  # a flat picture is the best case for deflate
+        path = tmp_path / f"flat_{mode}.png"
+        Image.new(mode, (3000, 2000)).save(path, optimize=True)
+        assert image_size(path) == (3000, 2000)
+
+
+def _photo_with_orientation(path: Path, orientation: int) -> Path:
+    """A 40×24 JPEG (stored landscape) with distinct corners, tagged with EXIF `orientation`."""
+    pixels = np.zeros((24, 40, 3), np.uint8)
+    pixels[:12, :20] = (250, 0, 0)
+    pixels[:12, 20:] = (0, 250, 0)
+    pixels[12:, :20] = (0, 0, 250)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, exif=exif, quality=95)
+    return path
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_upright_applies_exif_orientation_like_pil(tmp_path: Path, orientation: int) -> None:
+    path = _photo_with_orientation(tmp_path / "phone.jpg", orientation)
+    with Image.open(path) as image:
+        expected = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        stored = np.asarray(image.convert("RGB"))
+    np.testing.assert_array_equal(read_image(path, upright=True), expected)
+    np.testing.assert_array_equal(read_image(path), stored)  # datasets: as stored
+    np.testing.assert_array_equal(images.decode_image(path.read_bytes(), "up.jpg"), expected)
+    assert images.image_orientation(path) == orientation
+
+
+def test_orientation_6_turns_photo_and_its_mask_alike(tmp_path: Path) -> None:
+    path = _photo_with_orientation(tmp_path / "phone.jpg", 6)
+    assert read_image(path).shape == (24, 40, 3)
+    upright = read_image(path, upright=True)
+    assert upright.shape == (40, 24, 3)
+    stored_mask = np.arange(24 * 40, dtype=np.int64).reshape(24, 40) % 251
+    turned = images.orient(stored_mask, 6)
+    assert turned.shape == (40, 24)
+    assert turned[0, -1] == stored_mask[0, 0]  # rotated 90° clockwise: top-left to top-right
+    stored = images.decode_image(path.read_bytes(), "up.jpg", upright=False)
+    assert stored.shape == (24, 40, 3)

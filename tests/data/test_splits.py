@@ -15,7 +15,7 @@ from gcnseg.cli import main
 from gcnseg.data import images
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.samples import DatasetIndex
-from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
+from gcnseg.data.splits import load_manifest, make_split, save_manifest, select, split_samples
 from gcnseg.errors import GcnsegError
 
 
@@ -218,3 +218,37 @@ def test_cli_split_max_side_drops_a_too_large_image(
     names = [n for split in load_manifest(out)["splits"].values() for n in split]
     assert sorted(names) == ["Bengal_1", "Bengal_3"]
     assert any("Bengal_2.jpg: image too large" in r.getMessage() for r in caplog.records)
+
+
+SPLIT = {"train": ["a"], "val": ["b"], "test": []}
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ({"splits": SPLIT, "seeds": 1}, "unknown manifest key 'seeds'"),
+        ({"splits": {**SPLIT, "validation": []}}, "`splits` with exactly train, val, test"),
+        ({"splits": SPLIT, "source": "random"}, "source must be seeded or official"),
+        ({"splits": SPLIT, "seed": "0"}, "seed must be an int"),
+        ({"splits": SPLIT, "val_fraction": 1.5}, r"val_fraction must be a number in \[0, 1\)"),
+        ({"splits": SPLIT, "max_side": 0}, "max_side must be a positive int or null"),
+        ({"splits": SPLIT, "dataset": 3}, "dataset must be a layout name"),
+        ({"splits": SPLIT, "classes": {"names": "a b"}}, "manifest classes: names must be a list"),
+    ],
+)
+def test_manifest_keys_are_checked_strictly(tmp_path: Path, manifest: dict, message: str) -> None:
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(GcnsegError, match=message) as exc:
+        load_manifest(path)
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_bare_splits_manifest_is_a_hand_made_split(pets_index: DatasetIndex, tmp_path) -> None:
+    names = sorted(s.name for s in pets_index.samples)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"splits": {"train": names[:3], "val": names[3:4], "test": []}}))
+    assert load_manifest(path)["splits"]["train"] == names[:3]
+    assert [s.name for s in split_samples(pets_index, path, "val")] == names[3:4]
+    with pytest.raises(GcnsegError, match=f"{path}: the test split is empty"):
+        split_samples(pets_index, path, "test")

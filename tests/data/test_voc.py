@@ -12,7 +12,7 @@ from gcnseg.cli import main
 from gcnseg.data.check import check_dataset
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.splits import make_split
-from gcnseg.data.voc import VOC_NAMES, voc_colors
+from gcnseg.data.voc import VOC_BORDER, VOC_NAMES, voc_colors
 
 TRAIN, VAL = ["2007_000001", "2007_000002", "2007_000003"], ["2007_000004", "2007_000005"]
 
@@ -73,3 +73,25 @@ def test_voc_official_lists_drive_the_split(tiny_voc: Path) -> None:
 def test_data_check_cli_names_the_layout(tiny_voc: Path, capsys) -> None:
     assert main(["data", "check", str(tiny_voc), "-q"]) == 0
     assert "(voc): 5 pairs, 5 usable" in capsys.readouterr().out
+
+
+def test_rgb_masks_read_through_voc_palette_and_border(tiny_voc: Path) -> None:
+    expected = {s.name: s.load_label() for s in index_dataset(tiny_voc).samples}
+    for path in (tiny_voc / "SegmentationClass").iterdir():
+        Image.open(path).convert("RGB").save(path)  # borders become (224, 224, 192)
+    rgb = np.asarray(Image.open(tiny_voc / "SegmentationClass" / f"{TRAIN[0]}.png"))
+    assert (rgb == VOC_BORDER).all(axis=2).any()
+    for sample in index_dataset(tiny_voc).samples:
+        assert np.array_equal(sample.load_label(), expected[sample.name])
+    assert len(check_dataset(tiny_voc, progress=False).usable) == 5
+
+
+def test_a_colour_outside_voc_palette_names_the_palette(tiny_voc: Path) -> None:
+    path = tiny_voc / "SegmentationClass" / f"{TRAIN[0]}.png"
+    rgb = np.asarray(Image.open(path).convert("RGB")).copy()
+    rgb[0, 0] = (1, 2, 3)
+    Image.fromarray(rgb).save(path)
+    report = check_dataset(tiny_voc, progress=False)
+    assert len(report.bad_mask_values) == 1
+    message = report.bad_mask_values[0]
+    assert "VOC's palette" in message and "classes.yaml" not in message and str(path) in message

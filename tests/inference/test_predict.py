@@ -1,11 +1,14 @@
-"""Prediction's library side: the JSON summary, and settings refused before any work."""
+"""Prediction's library side: the JSON summary, settings refused before any work, and a phone photo
+segmented as it is shown (EXIF applied), its truth turned along."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from gcnseg import __version__
 from gcnseg.errors import GcnsegError
@@ -30,3 +33,30 @@ def test_summary_records_model_engine_and_what_was_left_out(tmp_path: Path) -> N
 def test_a_bad_alpha_is_refused_before_the_inputs_are_read(alpha: float) -> None:
     with pytest.raises(GcnsegError, match=r"alpha must be in \[0, 1\]"):
         predict_files(["/nonexistent/*.jpg"], alpha=alpha)
+
+
+def test_exif_rotated_photo_gives_upright_mask_overlay_and_panel(tmp_path: Path) -> None:
+    stored = np.random.default_rng(0).integers(0, 255, (24, 40, 3), np.uint8)  # 40 wide stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90° clockwise: 24 wide, 40 high
+    photos, truths = tmp_path / "photos", tmp_path / "truth"
+    photos.mkdir()
+    truths.mkdir()
+    Image.fromarray(stored).save(photos / "phone.jpg", exif=exif)
+    truth = np.zeros((24, 40), np.uint8)  # aligned with the stored pixels, as datasets store it
+    truth[:, :20] = 1
+    Image.fromarray(truth).save(truths / "phone.png")
+    out = tmp_path / "out"
+    summary = predict_files(
+        [str(photos / "phone.jpg")],
+        out_dir=out,
+        engine="torch-fp32",
+        size=64,
+        masks_dir=truths,
+        workers=0,
+    )
+    assert summary.written == 1
+    with Image.open(out / "phone_mask.png") as mask, Image.open(out / "phone_overlay.jpg") as lay:
+        assert mask.size == lay.size == (24, 40)
+    with Image.open(out / "phone_panel.png") as panel:  # the truth was turned to fit
+        assert panel.width == 3 * 24

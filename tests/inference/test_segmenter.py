@@ -226,3 +226,21 @@ def test_stream_yields_errors_in_place_and_results_per_image() -> None:
     assert [tuple(r.logits.shape) for r in results[1:]] == [(2, 40, 64), (2, 64, 20)]
     assert all(tuple(r.boxed_logits.shape) == (2, 64, 64) for r in results[1:])
     assert all(r.mask.shape == r.logits.shape[1:] for r in results[1:])
+
+
+def test_phone_photo_is_segmented_as_shown(
+    segmenter: Segmenter, photo: Path, tmp_path: Path
+) -> None:
+    """EXIF orientation 6 (stored sideways): the mask has the shown photo's size, from a path or
+    a PIL image alike, and equals the mask of the pixels turned by hand."""
+    upright = Image.open(photo).convert("RGB")
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)  # what the camera stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90° clockwise to show"
+    path = tmp_path / "phone.png"
+    sideways.save(path, exif=exif)
+    expected = segmenter.predict(np.asarray(upright))
+    for given in (path, Image.open(path)):
+        mask = segmenter.predict(given)
+        assert mask.shape == (upright.height, upright.width)
+        assert (mask == expected).mean() > 0.99

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gcnseg.classes import ClassSet
 from gcnseg.data.oxford_pets import PETS
 from gcnseg.errors import GcnsegError
 from gcnseg.viz.draw import (
@@ -72,6 +73,36 @@ def test_overlay_blends_classes_by_alpha_and_leaves_background_and_ignore_alone(
     cat_color = np.array(PETS.colors[CAT])
     before = np.abs(image[y, x].astype(int) - cat_color).sum()
     assert np.abs(out[y, x].astype(int) - cat_color).sum() < before
+
+
+def test_without_a_background_class_every_class_is_painted_and_in_the_legend():
+    image, mask = _image(), _mask()
+    alike = ClassSet(PETS.names, PETS.colors)  # same classes, none marked background
+    out = overlay(image, mask, alike, alpha=0.25, legend=False)
+    zero = mask == 0
+    expected = np.rint(0.75 * image[zero] + 0.25 * np.array(PETS.colors[0]))
+    assert np.array_equal(out[zero], expected.astype(np.uint8))
+    assert np.array_equal(out[mask == 255], image[mask == 255])
+
+    only_zero = np.zeros((160, 200), np.uint8)  # class 0 alone: its legend entry or none
+    grey = np.full((160, 200, 3), 200, np.uint8)
+    for classes, drawn in ((alike, True), (PETS, False)):
+        legend = overlay(grey, only_zero, classes, legend=True)
+        assert (
+            not np.array_equal(legend, overlay(grey, only_zero, classes, legend=False))
+        ) == drawn
+
+
+def test_panel_ground_truth_paints_class_zero_without_a_background():
+    image, mask = _image(), _mask()
+    alike = ClassSet(PETS.names, PETS.colors)
+    sky = (H - 1, 0)  # class 0, clear of the legend in the top-left corner
+    assert mask[sky] == 0
+    top = caption_height()
+    for classes, painted in ((alike, True), (PETS, False)):
+        tiles = panel(image, mask, classes, truth=mask)
+        truth_tile = tiles[top:, W : 2 * W]
+        assert (not np.array_equal(truth_tile[sky], image[sky])) == painted
 
 
 @pytest.mark.parametrize("size", [(160, 200), (40, 40)])  # natural size, shrunk to fit

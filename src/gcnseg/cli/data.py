@@ -45,7 +45,7 @@ def _check(args: argparse.Namespace) -> int:
 
     report = check_dataset(args.root, progress=not args.json)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
-    return 1 if args.strict and report.problems else 0
+    return 1 if report.failed(args.strict) else 0
 
 
 def _split(args: argparse.Namespace) -> int:

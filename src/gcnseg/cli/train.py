@@ -88,13 +88,16 @@ def run(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from gcnseg.config import starter_config
     from gcnseg.data.layouts import index_dataset
+    from gcnseg.data.sizes import fitted_sizes
     from gcnseg.io.atomic import write_text
 
     check_outputs((args.out, "the config", False))
     if args.out.exists() and not args.force:
         raise GcnsegError(f"{args.out}: already exists; pass --force to replace it")
     index = index_dataset(args.data)
-    write_text(args.out, starter_config(index.root.resolve(), index.classes, len(index.samples)))
+    sizes = fitted_sizes(index)
+    config = starter_config(index.root.resolve(), index.classes, len(index.samples), sizes)
+    write_text(args.out, config)
     print(
         f"wrote {args.out} ({len(index.samples)} pairs, classes {', '.join(index.classes.names)})"
     )

@@ -10,9 +10,10 @@ import numpy as np
 from tqdm import tqdm
 
 from gcnseg.classes import IGNORE_INDEX
-from gcnseg.data.images import EXTENSION_FORMATS, UnknownColor, image_format, read_image
+from gcnseg.data.images import EXTENSION_FORMATS, BadMaskValues, image_format, read_image
 from gcnseg.data.layouts import index_dataset
-from gcnseg.data.samples import Sample, unexpected_values
+from gcnseg.data.samples import Sample, clash_line, unexpected_values
+from gcnseg.data.splits import SPLITS
 from gcnseg.errors import GcnsegError
 from gcnseg.logs import progress_enabled
 
@@ -32,11 +33,24 @@ class CheckReport:
     wrong_format: list[str] = field(default_factory=list)
     size_mismatch: list[str] = field(default_factory=list)
     bad_mask_values: list[str] = field(default_factory=list)
+    clashes: list[str] = field(default_factory=list)
     sizes: dict[str, list[int]] = field(default_factory=dict)
+    # The dataset's own split (CamVid, split folders): usable pairs in each, and why one is empty.
+    splits: dict[str, int] = field(default_factory=dict)
+    split_notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def problems(self) -> int:
-        return len(self.unreadable) + len(self.size_mismatch) + len(self.bad_mask_values)
+        return (
+            len(self.unreadable)
+            + len(self.size_mismatch)
+            + len(self.bad_mask_values)
+            + len(self.clashes)
+        )
+
+    def failed(self, strict: bool = False) -> bool:
+        """Whether `data check` exits non-zero: nothing usable, or (strict) any problem."""
+        return not self.usable or (strict and self.problems > 0)
 
     def to_dict(self) -> dict:
         return asdict(self) | {"usable": len(self.usable), "problems": self.problems}
@@ -51,10 +65,18 @@ class CheckReport:
             lines.append(
                 f"sizes (min/median/max): width {w[0]}/{w[1]}/{w[2]}, height {h[0]}/{h[1]}/{h[2]}"
             )
+        if self.splits:
+            counts = [
+                f"{split} {n}"
+                + (f" ({self.split_notes[split]})" if split in self.split_notes else "")
+                for split, n in self.splits.items()
+            ]
+            lines.append("the dataset's own split (usable pairs): " + ", ".join(counts))
         for title, items in (
             ("unreadable (skipped)", self.unreadable),
             ("image/mask size mismatch (skipped)", self.size_mismatch),
             ("unexpected mask values (skipped)", self.bad_mask_values),
+            ("clashing names (skipped)", self.clashes),
             ("content differs from extension (decoded to RGB)", self.wrong_format),
             ("images without mask", self.images_without_mask),
             ("masks without image", self.masks_without_image),
@@ -63,6 +85,8 @@ class CheckReport:
             if items:
                 lines.append(f"{title}: {len(items)}")
                 lines += [f"  {item}" for item in items]
+        if not self.usable:
+            lines.append("no usable pair: nothing to train or test on (see above)")
         return "\n".join(lines)
 
 
@@ -77,7 +101,7 @@ def check_sample(sample: Sample, allowed: frozenset[int], report: CheckReport) -
     try:
         image = read_image(sample.image)
         raw_mask = sample.read_raw()
-    except UnknownColor as exc:
+    except BadMaskValues as exc:
         report.bad_mask_values.append(str(exc))
         return None
     except GcnsegError as exc:
@@ -99,7 +123,7 @@ def check_sample(sample: Sample, allowed: frozenset[int], report: CheckReport) -
 
 def check_dataset(root: str | Path, *, progress: bool = True) -> CheckReport:
     index = index_dataset(root)
-    if not index.samples:
+    if not index.samples and not index.clashes:
         raise GcnsegError(f"{index.root}: no image/mask pairs found")
     report = CheckReport(
         root=str(index.root),
@@ -111,6 +135,8 @@ def check_dataset(root: str | Path, *, progress: bool = True) -> CheckReport:
         images_without_mask=[str(p) for p in index.images_without_mask],
         masks_without_image=[str(p) for p in index.masks_without_image],
         strays=[str(p) for p in index.strays],
+        clashes=[clash_line(paths) for paths in index.clashes],
+        split_notes=dict(index.split_notes),
     )
     per_class: Counter[str] = Counter()
     widths, heights = [], []
@@ -129,6 +155,11 @@ def check_dataset(root: str | Path, *, progress: bool = True) -> CheckReport:
     report.images_per_class = {
         name: per_class[name] for name in index.classes.names if per_class[name]
     }
+    if set(SPLITS) <= index.official_splits.keys():
+        usable = set(report.usable)
+        report.splits = {
+            split: sum(name in usable for name in index.official_splits[split]) for split in SPLITS
+        }
     if widths:
         report.sizes = {
             "width": [min(widths), int(np.median(widths)), max(widths)],

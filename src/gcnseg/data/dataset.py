@@ -165,8 +165,9 @@ def error_item(index: int, name: str, error: GcnsegError, size: int) -> dict:
 
 
 class ImageFiles(Dataset):
-    """Unlabelled images (what `predict` reads), letterboxed for the model, with the decoded image
-    kept for drawing; an unreadable file becomes an error item."""
+    """Unlabelled photos (what `predict` reads), turned upright as their EXIF orientation says,
+    letterboxed for the model, with the decoded image kept for drawing; an unreadable file becomes
+    an error item."""
 
     def __init__(self, paths: list[Path], size: int) -> None:
         self.paths = paths
@@ -177,7 +178,7 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         try:
-            image = read_image(self.paths[index])
+            image = read_image(self.paths[index], upright=True)
         except GcnsegError as exc:
             return error_item(index, str(self.paths[index]), exc, self.size)
         boxed, box = letterbox(image, self.size)

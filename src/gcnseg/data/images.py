@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from gcnseg.classes import IGNORE_INDEX
 from gcnseg.errors import GcnsegError
 
 # What PIL calls the formats a file extension promises.
@@ -31,6 +33,10 @@ IMAGE_EXTENSIONS = frozenset(EXTENSION_FORMATS)
 # pixel is decoded. PIL's own limit warns above 89 M pixels and raises above 179 M; ours
 # replaces both, so there is one rule and one message.
 MAX_PIXELS = 12_000 * 12_000
+# Deflate's best case: 258 bytes from one 2-bit code. A PNG whose header declares more pixel bytes
+# than its file could inflate to was cut short (or crafted); PIL decodes the missing rows as black.
+MAX_DEFLATE_RATIO = 1032
+EXIF_ORIENTATION = 0x0112
 
 
 class ImageTooLarge(GcnsegError):
@@ -72,7 +78,22 @@ def _open_lazy(path: Path, data: bytes | None = None) -> Image.Image:
     if width * height > MAX_PIXELS:
         image.close()
         raise ImageTooLarge(f"{path}: image too large ({width}x{height}); the limit is {_limit()}")
+    if image.format == "PNG":
+        stored = len(data) if data is not None else path.stat().st_size
+        if _fewest_pixel_bytes(image) > MAX_DEFLATE_RATIO * stored:
+            image.close()
+            raise GcnsegError(
+                f"{path}: truncated image: the header declares {width}x{height}, "
+                f"more pixels than its {stored:,} bytes can hold"
+            )
     return image
+
+
+def _fewest_pixel_bytes(image: Image.Image) -> int:
+    """A lower bound of the decoded size: PIL reads 1-, 2- and 4-bit PNGs as L or P."""
+    bands = len(image.getbands())
+    bits = 16 if image.mode.startswith("I") else 1 if bands == 1 else 8 * bands
+    return image.width * image.height * bits // 8
 
 
 def _limit() -> str:
@@ -124,41 +145,98 @@ def to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to HxWx3 uint8 RGB, or raise a one-line GcnsegError naming it."""
-    return to_rgb(_open(Path(path)))
+def read_image(path: str | Path, *, upright: bool = False) -> np.ndarray:
+    """Decode an image file to HxWx3 uint8 RGB, or raise a one-line GcnsegError naming it.
+
+    `upright` applies the EXIF orientation, giving a phone photo as every viewer shows it: for a
+    user's photo. Datasets leave it off, so an image stays aligned with its mask as both are
+    stored (a mask has no orientation tag to follow its photo's)."""
+    image = _open(Path(path))
+    pixels = to_rgb(image)
+    return orient(pixels, exif_orientation(image)) if upright else pixels
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag (1-8; 1 = as stored), 1 when absent or unreadable."""
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # a corrupt EXIF block (any error): viewers show the photo as stored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def image_orientation(path: str | Path) -> int:
+    """The EXIF orientation of an image file, from its header (see `exif_orientation`)."""
+    with _open_lazy(Path(path)) as image:
+        return exif_orientation(image)
+
+
+def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """An HxW(xC) array turned as EXIF `orientation` says (what PIL's `exif_transpose` does to
+    a picture), so a mask can follow its photo."""
+    turned = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }.get(orientation)
+    return pixels if turned is None else np.ascontiguousarray(turned(pixels))
 
 
 class UnsupportedFormat(GcnsegError):
     """A picture PIL can read, in a format the caller does not accept (e.g. PSD over HTTP)."""
 
 
-def decode_image(data: bytes, name: str, formats: Collection[str] = ()) -> np.ndarray:
+def decode_image(
+    data: bytes, name: str, formats: Collection[str] = (), *, upright: bool = True
+) -> np.ndarray:
     """HxWx3 uint8 RGB from bytes in memory (an HTTP upload), checked as `read_image` checks a
-    file; `formats` (PIL's names), when given, is checked from the header, before decoding."""
+    file; `formats` (PIL's names), when given, is checked from the header, before decoding.
+    An upload is a user's photo, so `upright` (the EXIF orientation applied) is the default."""
     image = _open_lazy(Path(name), data)
     if formats and image.format not in formats:
         image.close()
         accepted = ", ".join(sorted(formats))
         raise UnsupportedFormat(f"{name}: {image.format} images are not accepted ({accepted} are)")
-    return to_rgb(_load(image, Path(name)))
+    pixels = to_rgb(_load(image, Path(name)))
+    return orient(pixels, exif_orientation(image)) if upright else pixels
 
 
 Color = tuple[int, int, int]
 
 
-class UnknownColor(GcnsegError):
+@dataclass(frozen=True)
+class MaskColors:
+    """How a dataset's RGB masks map to class indices: class i is painted in `colors[i]`,
+    `ignore` (when set) marks pixels to skip, and `source` names where the colours come from
+    (`classes.yaml`, "VOC's palette"), so a colour outside them is blamed on the right file."""
+
+    colors: tuple[Color, ...]
+    ignore: Color | None = None
+    source: str = "classes.yaml"
+    hint: str = "list it under `colors` in classes.yaml, or declare `ignore: [R, G, B]` there"
+
+
+class BadMaskValues(GcnsegError):
+    """A mask holds values outside the class set: a number no class has, or a colour."""
+
+
+class UnknownColor(BadMaskValues):
     """An RGB mask holds a colour that is no class's colour."""
 
 
-def read_mask(path: str | Path, colors: tuple[Color, ...] | None = None) -> np.ndarray:
+def read_mask(path: str | Path, colors: MaskColors | None = None) -> np.ndarray:
     """Decode a mask to HxW uint8: a single-channel one (class index per pixel, a palette PNG's
-    indices, or an Oxford trimap) as it is; an RGB one through `colors` (class i painted in
-    colors[i]), when the dataset lists its class colours."""
+    indices, or an Oxford trimap) as it is; an RGB one through `colors`, when the dataset has
+    class colours. Values no uint8 index can be (fractions, negatives, above 255) are
+    BadMaskValues, never rounded or wrapped into a class or the ignore value."""
     path = Path(path)
     image = _open(path)
     if image.mode == "RGB" and colors is not None:
-        return colors_to_indices(np.asarray(image), colors, path)
+        return colors_to_indices(np.asarray(image), colors, path, lossy=image.format == "JPEG")
     if len(image.getbands()) != 1:  # RGB, RGBA, LA (grey + alpha), CMYK, ...
         hint = (
             "; for RGB colour masks list the class colours in classes.yaml "
@@ -172,24 +250,52 @@ def read_mask(path: str | Path, colors: tuple[Color, ...] | None = None) -> np.n
         )
     values = np.array(image)  # a writable copy: labels become tensors
     if values.dtype != np.uint8:
-        if values.max(initial=0) > 255:
-            raise GcnsegError(f"{path}: mask values above 255 (max {values.max()})")
+        _check_index_values(values, path)
         values = values.astype(np.uint8)
     return values
 
 
-def colors_to_indices(rgb: np.ndarray, colors: tuple[Color, ...], path: Path) -> np.ndarray:
-    """HxW class indices of an HxWx3 colour mask; a colour no class has is one line naming it
-    (a JPEG-saved mask, whose edges blur into new colours, is the usual cause)."""
+def _check_index_values(values: np.ndarray, path: Path) -> None:
+    """Refuse what casting to uint8 would silently turn into a class (0.6 -> 0, -1 -> 255)."""
+    if np.issubdtype(values.dtype, np.floating):
+        fractional = values[~np.isfinite(values) | (values != np.round(values))]
+        if fractional.size:
+            raise BadMaskValues(
+                f"{path}: mask values must be whole class indices, got {fractional.flat[0]:g} "
+                f"({values.dtype} mask)"
+            )
+    if values.min(initial=0) < 0:
+        raise BadMaskValues(f"{path}: negative mask values (min {values.min():g})")
+    if values.max(initial=0) > 255:
+        raise BadMaskValues(f"{path}: mask values above 255 (max {values.max():g})")
+
+
+def _rgb_key(r: int, g: int, b: int) -> int:
+    return (r << 16) | (g << 8) | b
+
+
+def colors_to_indices(
+    rgb: np.ndarray, colors: MaskColors, path: Path, *, lossy: bool = False
+) -> np.ndarray:
+    """HxW class indices of an HxWx3 colour mask (the ignore colour becomes IGNORE_INDEX); a
+    colour no class has is one line naming it, with what to do about it: a JPEG-saved mask
+    (`lossy`) blurs its edges into new colours, a lossless one holds a colour nobody listed."""
     table: dict[int, int] = {}
-    for index, (r, g, b) in enumerate(colors):
-        key = (r << 16) | (g << 8) | b
+    for index, (r, g, b) in enumerate(colors.colors):
+        key = _rgb_key(r, g, b)
         if key in table:
             raise GcnsegError(
                 f"{path}: classes {table[key]} and {index} share the colour {(r, g, b)}; "
                 "RGB masks need one colour per class"
             )
         table[key] = index
+    if colors.ignore is not None:
+        key = _rgb_key(*colors.ignore)
+        if key in table:
+            raise GcnsegError(
+                f"{path}: the ignore colour {colors.ignore} is also class {table[key]}'s colour"
+            )
+        table[key] = IGNORE_INDEX
     keys = (
         (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
     )
@@ -198,9 +304,14 @@ def colors_to_indices(rgb: np.ndarray, colors: tuple[Color, ...], path: Path) ->
     if unknown:
         first = unknown[0]
         more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        hint = (
+            "a JPEG mask's edges blur into new colours: save masks losslessly (PNG)"
+            if lossy
+            else colors.hint
+        )
         raise UnknownColor(
             f"{path}: colour {(first >> 16, (first >> 8) & 255, first & 255)} is no class's "
-            f"colour in classes.yaml{more}; save masks losslessly (PNG) in the listed colours"
+            f"colour in {colors.source}{more}; {hint}"
         )
     lut = np.array([table[int(k)] for k in found], np.uint8)
     return lut[inverse].reshape(keys.shape)

@@ -16,7 +16,9 @@ from gcnseg.io.atomic import write_json
 from gcnseg.io.download import download_file, safe_extract_tar
 
 LICENSE = "CC BY-SA 4.0"  # the annotations' licence, as the dataset's page states
-PETS = ClassSet(("background", "cat", "dog"), ((0, 0, 0), (255, 140, 0), (30, 144, 255)))
+PETS = ClassSet(
+    ("background", "cat", "dog"), ((0, 0, 0), (255, 140, 0), (30, 144, 255)), background=0
+)
 CAT, DOG = 1, 2  # class indices, and list.txt's SPECIES ids
 # Trimap values: the pet, the background, and the uncertain border (ignored).
 TRIMAP_PET, TRIMAP_BACKGROUND, TRIMAP_BORDER = 1, 2, 3
@@ -72,8 +74,9 @@ def breed(stem: str) -> str:
 
 
 def index_oxford(root: Path) -> DatasetIndex:
-    images, strays = files_by_stem(root / "images")
-    masks, mask_strays = files_by_stem(root / "annotations" / "trimaps")
+    image_files = files_by_stem(root / "images")
+    mask_files = files_by_stem(root / "annotations" / "trimaps")
+    images, masks = image_files.by_name, mask_files.by_name
     species = read_species(root / "annotations" / "list.txt")
     samples = [
         Sample(
@@ -98,9 +101,8 @@ def index_oxford(root: Path) -> DatasetIndex:
         classes=PETS,
         samples=samples,
         allowed_mask_values=TRIMAP_VALUES,
-        strays=strays + mask_strays,
         official_splits=official,
-        **unpaired(images, masks),
+        **unpaired(image_files, mask_files),
     )
 
 

@@ -1,4 +1,8 @@
-"""Seeded, stratified, disjoint train/val/test splits saved as a JSON manifest of sample names."""
+"""Seeded, stratified, disjoint train/val/test splits saved as a JSON manifest of sample names.
+
+A dataset's own split wins: CamVid's and split folders' train/val/test are taken whole, Oxford's
+and VOC's trainval/test lists with a seeded val part of trainval.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,24 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
+from gcnseg.classes import ClassSet
 from gcnseg.data.images import ImageTooLarge, image_size
 from gcnseg.data.samples import DatasetIndex, Sample
 from gcnseg.errors import GcnsegError
 from gcnseg.io.atomic import write_json
 
 SPLITS = ("train", "val", "test")
+SOURCES = ("seeded", "official")
+# What a manifest may hold besides `splits`: the record of how it was made (see `make_split`).
+PROVENANCE_KEYS = (
+    "dataset",
+    "source",
+    "seed",
+    "test_fraction",
+    "val_fraction",
+    "max_side",
+    "classes",
+)
 log = logging.getLogger(__name__)
 
 
@@ -73,15 +89,21 @@ def make_split(
         raise GcnsegError(f"{index.root}: no samples left to split")
     rng = random.Random(seed)
     by_name = {s.name: s for s in samples}
-    if use_official and {"trainval", "test"} <= index.official_splits.keys():
-        test = sorted(n for n in index.official_splits["test"] if n in by_name)
-        trainval = [by_name[n] for n in index.official_splits["trainval"] if n in by_name]
+    official = index.official_splits if use_official else {}
+    if set(SPLITS) <= official.keys():
+        splits = {split: sorted(n for n in official[split] if n in by_name) for split in SPLITS}
         source = "official"
     else:
-        test, rest = _stratified(samples, test_fraction, rng)
-        trainval = [by_name[n] for n in rest]
-        source = "seeded"
-    val, train = _stratified(trainval, val_fraction, rng)
+        if {"trainval", "test"} <= official.keys():
+            test = sorted(n for n in official["test"] if n in by_name)
+            trainval = [by_name[n] for n in official["trainval"] if n in by_name]
+            source = "official"
+        else:
+            test, rest = _stratified(samples, test_fraction, rng)
+            trainval = [by_name[n] for n in rest]
+            source = "seeded"
+        val, train = _stratified(trainval, val_fraction, rng)
+        splits = {"train": train, "val": val, "test": test}
     return {
         "dataset": index.layout,
         "source": source,
@@ -90,7 +112,7 @@ def make_split(
         "val_fraction": val_fraction,
         "max_side": max_side,
         "classes": index.classes.to_dict(),
-        "splits": {"train": train, "val": val, "test": test},
+        "splits": splits,
     }
 
 
@@ -99,6 +121,7 @@ def save_manifest(path: str | Path, manifest: dict) -> None:
 
 
 def load_manifest(path: str | Path) -> dict:
+    """The manifest at `path`, checked strictly (see `check_manifest`)."""
     path = Path(path)
     try:
         manifest = json.loads(path.read_text())
@@ -108,14 +131,57 @@ def load_manifest(path: str | Path) -> dict:
         raise GcnsegError(f"{path}: not a JSON manifest ({exc})") from None
     except OSError as exc:
         raise GcnsegError(f"{path}: cannot read manifest ({exc})") from None
-    splits = manifest.get("splits") if isinstance(manifest, dict) else None
-    if not isinstance(splits, dict) or not all(isinstance(splits.get(k), list) for k in SPLITS):
-        raise GcnsegError(f"{path}: manifest needs splits {', '.join(SPLITS)}")
+    check_manifest(manifest, path)
+    return manifest
+
+
+def check_manifest(manifest: object, path: Path) -> None:
+    """`splits` is required and holds exactly train, val and test, lists of sample names that
+    no two splits share. Everything else records how the split was made and is optional, so a
+    bare `{"splits": {...}}` is a hand-made split of whatever dataset it is used with; a key
+    that is present must have its type, and any other key is an error naming it."""
+    if not isinstance(manifest, dict):
+        raise GcnsegError(f"{path}: a manifest is a JSON object with `splits`")
+    unknown = [key for key in manifest if key != "splits" and key not in PROVENANCE_KEYS]
+    if unknown:
+        known = ", ".join(("splits", *PROVENANCE_KEYS))
+        raise GcnsegError(f"{path}: unknown manifest key {unknown[0]!r} (known: {known})")
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict) or set(splits) != set(SPLITS):
+        raise GcnsegError(f"{path}: manifest needs `splits` with exactly {', '.join(SPLITS)}")
     for split in SPLITS:
-        if not all(isinstance(name, str) for name in splits[split]):
+        names = splits[split]
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
             raise GcnsegError(f"{path}: split {split} must list sample names (strings)")
     _check_disjoint(path, splits)
-    return manifest
+    _check_provenance(manifest, path)
+
+
+def _check_provenance(manifest: dict, path: Path) -> None:
+    def fail(key: str, rule: str) -> None:
+        raise GcnsegError(f"{path}: manifest {key} must be {rule}, got {manifest[key]!r}")
+
+    def number(value: object) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    if "dataset" in manifest and not isinstance(manifest["dataset"], str):
+        fail("dataset", "a layout name (a string)")
+    if "source" in manifest and manifest["source"] not in SOURCES:
+        fail("source", " or ".join(SOURCES))
+    seed = manifest.get("seed", 0)
+    if not (isinstance(seed, int) and not isinstance(seed, bool)):
+        fail("seed", "an int")
+    for key in ("test_fraction", "val_fraction"):
+        if key in manifest and not (number(manifest[key]) and 0 <= manifest[key] < 1):
+            fail(key, "a number in [0, 1)")
+    side = manifest.get("max_side")
+    if side is not None and not (isinstance(side, int) and not isinstance(side, bool) and side > 0):
+        fail("max_side", "a positive int or null")
+    if "classes" in manifest:
+        try:
+            ClassSet.from_dict(manifest["classes"])
+        except GcnsegError as exc:
+            raise GcnsegError(f"{path}: manifest classes: {exc}") from None
 
 
 def _check_disjoint(path: Path, splits: dict[str, list[str]]) -> None:
@@ -145,5 +211,16 @@ def select(index: DatasetIndex, names: list[str]) -> list[Sample]:
 
 
 def split_samples(index: DatasetIndex, manifest: str | Path | None, split: str) -> list[Sample]:
-    """The samples of one split of `manifest`, or every pair of `index` without a manifest."""
-    return select(index, load_manifest(manifest)["splits"][split]) if manifest else index.samples
+    """The samples of one split of `manifest`; without one, of the dataset's own split when it
+    has a whole one (CamVid, split folders), else every pair of `index`. An empty split is one
+    line saying why, where the dataset knows (CamVid without its test folders)."""
+    if manifest:
+        names, where = load_manifest(manifest)["splits"][split], manifest
+    elif set(SPLITS) <= index.official_splits.keys():
+        names, where = index.official_splits[split], index.root
+    else:
+        return index.samples
+    if not names:
+        note = index.split_notes.get(split)
+        raise GcnsegError(f"{where}: the {split} split is empty" + (f": {note}" if note else ""))
+    return select(index, names)

@@ -2,6 +2,7 @@
 
     JPEGImages/*.jpg                   photos (most have no segmentation mask: detection only)
     SegmentationClass/*.png            palette PNGs: pixel = class index 0-20, 255 = ignore (borders)
+                                       (or RGB PNGs in VOC's palette, borders in VOC_BORDER)
     ImageSets/Segmentation/train.txt   the official split lists (val.txt too)
 
 VOC's test masks are not public, so its val.txt is the test split here and validation is a seeded
@@ -13,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gcnseg.classes import IGNORE_INDEX, ClassSet
-from gcnseg.data.samples import DatasetIndex, Sample, files_by_stem
+from gcnseg.data.images import MaskColors
+from gcnseg.data.samples import DatasetIndex, Sample, files_by_stem, unpaired
 from gcnseg.errors import GcnsegError
 
 VOC_NAMES = (
@@ -57,7 +59,15 @@ def voc_colors(n: int = len(VOC_NAMES)) -> tuple[tuple[int, int, int], ...]:
     return tuple(colors)
 
 
-VOC_CLASSES = ClassSet(VOC_NAMES, voc_colors())
+VOC_CLASSES = ClassSet(VOC_NAMES, voc_colors(), background=0)
+VOC_BORDER = (224, 224, 192)  # the palette's colour of 255, the void border around objects
+# Masks converted to RGB are read through the palette they were painted in.
+VOC_MASK_COLORS = MaskColors(
+    VOC_CLASSES.colors,
+    ignore=VOC_BORDER,
+    source="VOC's palette",
+    hint=f"VOC's masks are SegmentationClass/*.png in VOC's palette, borders {VOC_BORDER}",
+)
 
 
 def is_voc_layout(root: Path) -> bool:
@@ -76,11 +86,12 @@ def read_split_list(path: Path) -> list[str]:
 
 def index_voc(root: Path) -> DatasetIndex:
     """Pairs for every SegmentationClass mask; photos without one are not listed as problems."""
-    images, strays = files_by_stem(root / "JPEGImages")
-    masks, mask_strays = files_by_stem(root / "SegmentationClass")
+    image_files = files_by_stem(root / "JPEGImages")
+    mask_files = files_by_stem(root / "SegmentationClass")
+    images, masks = image_files.by_name, mask_files.by_name
     allowed = frozenset(range(len(VOC_NAMES))) | {IGNORE_INDEX}
     samples = [
-        Sample(stem, images[stem], mask, "all", allowed=allowed, colors=VOC_CLASSES.colors)
+        Sample(stem, images[stem], mask, "all", allowed=allowed, colors=VOC_MASK_COLORS)
         for stem, mask in masks.items()
         if stem in images
     ]
@@ -97,7 +108,6 @@ def index_voc(root: Path) -> DatasetIndex:
         classes=VOC_CLASSES,
         samples=samples,
         allowed_mask_values=allowed,
-        strays=strays + mask_strays,
         official_splits=official,
-        masks_without_image=[p for s, p in masks.items() if s not in images],
+        **unpaired(image_files, mask_files) | {"images_without_mask": []},
     )

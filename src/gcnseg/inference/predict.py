@@ -1,7 +1,8 @@
 """`gcnseg predict`: masks, overlays and panels at each input's original resolution.
 
 Images stream through a DataLoader (decoded and letterboxed in workers, batched) into the one
-Segmenter's stream; an unreadable file is reported and skipped, the others go on.
+Segmenter's stream; an unreadable file is reported and skipped, the others go on. A photo is
+turned as its EXIF orientation says (as viewers show it), and a ground-truth mask turned with it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from gcnseg.classes import ClassSet
 from gcnseg.data.dataset import ImageFiles, collate, default_workers
-from gcnseg.data.images import read_mask
+from gcnseg.data.images import image_orientation, orient, read_mask
 from gcnseg.data.oxford_pets import truth_sample
 from gcnseg.errors import GcnsegError
 from gcnseg.inference.inputs import expand_inputs, output_stems
@@ -87,7 +88,7 @@ def write_summary(
 ) -> None:
     """A JSON record of a `predict_files` run: model, engine, where the images went, how many
     were written and which were left out, so a script can check a batch without reading the log."""
-    from gcnseg import __version__
+    from gcnseg._version import __version__
 
     write_json(
         path,
@@ -103,13 +104,16 @@ def write_summary(
 
 
 def find_truth(image_path: Path, masks_dir: Path | None) -> np.ndarray | None:
-    """A ground-truth mask for the panel: from --masks, or the Oxford trimap beside the image."""
+    """A ground-truth mask for the panel: from --masks, or the Oxford trimap beside the image;
+    stored like the image's pixels, so turned by the image's EXIF orientation as they are."""
     try:
         if masks_dir is not None:
             mask = masks_dir / f"{image_path.stem}.png"
-            return read_mask(mask) if mask.is_file() else None
-        sample = truth_sample(image_path)
-        return None if sample is None else sample.load_label()
+            truth = read_mask(mask) if mask.is_file() else None
+        else:
+            sample = truth_sample(image_path)
+            truth = None if sample is None else sample.load_label()
+        return None if truth is None else orient(truth, image_orientation(image_path))
     except GcnsegError as exc:
         log.warning("no panel for %s: %s", image_path, exc)
         return None

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from gcnseg._version import __version__
 from gcnseg.classes import ClassSet
 from gcnseg.data.dataset import collate
-from gcnseg.data.images import read_image, to_rgb
+from gcnseg.data.images import exif_orientation, orient, read_image, to_rgb
 from gcnseg.data.transforms import letterbox, to_chw_tensor, unletterbox
 from gcnseg.errors import GcnsegError
 from gcnseg.inference import engines
@@ -198,9 +198,9 @@ def _is_many(inputs: object) -> bool:
 def to_image(x: ImageInput) -> list[np.ndarray]:
     """HxWx3 uint8 RGB arrays from any accepted input (a NCHW tensor gives several)."""
     if isinstance(x, (str, Path)):
-        return [read_image(x)]
+        return [read_image(x, upright=True)]  # a phone photo as every viewer shows it
     if isinstance(x, Image.Image):
-        return [to_rgb(x)]
+        return [orient(to_rgb(x), exif_orientation(x))]
     if isinstance(x, np.ndarray):
         return [_from_array(x)]
     if isinstance(x, Tensor):

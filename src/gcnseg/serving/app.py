@@ -214,6 +214,7 @@ class ClassShare(BaseModel):
     name: str
     color: list[int]
     share: float  # of the image's pixels, 0-1
+    background: bool = False  # the page leaves it unpainted
 
 
 class Segmentation(BaseModel):
@@ -301,7 +302,13 @@ def class_shares(mask: np.ndarray, segmenter: Segmenter) -> list[ClassShare]:
     names = segmenter.classes.names
     counts = np.bincount(mask.ravel(), minlength=len(names))[: len(names)]
     return [
-        ClassShare(index=i, name=name, color=list(color), share=round(int(n) / mask.size, 6))
+        ClassShare(
+            index=i,
+            name=name,
+            color=list(color),
+            share=round(int(n) / mask.size, 6),
+            background=i == segmenter.classes.background,
+        )
         for i, (name, color, n) in enumerate(zip(names, segmenter.colors, counts, strict=True))
     ]
 

@@ -57,7 +57,8 @@ def overlay(
     alpha: float = 0.5,
     legend: bool = True,
 ) -> np.ndarray:
-    """Blend class colours over `image`; background and ignored pixels keep the photo as it is."""
+    """Blend class colours over `image`; ignored pixels, and the background class when the
+    classes have one, keep the photo as it is. Every other class is painted and in the legend."""
     return _overlay(image, mask, classes, alpha=alpha, legend=legend, ignore_color=None)
 
 
@@ -149,8 +150,10 @@ def _overlay(
     check_alpha(alpha)
     colors = _palette(classes).astype(np.float64)
     painted = np.zeros(256, bool)
-    painted[1 : len(classes.names)] = True
-    present = [i for i in range(1, len(classes.names)) if counts[i]]
+    painted[: len(classes.names)] = True
+    if classes.background is not None:
+        painted[classes.background] = False
+    present = [i for i in range(len(classes.names)) if counts[i] and painted[i]]
     entries = [(classes.names[i], classes.colors[i]) for i in present]
     if ignore_color is not None:
         colors[IGNORE_INDEX] = ignore_color

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { photo: null, colours: null, background: null };
+const state = { photo: null, colours: null };
 
 function apiHeaders() {
   const key = $("api-key").value;
@@ -61,25 +61,28 @@ async function segment(file) {
   }
   const result = await response.json();
   const roundTrip = performance.now() - started;
-  // The server reads pixels as stored (no EXIF rotation), so the browser must too.
+  // The server turns a photo as its EXIF orientation says, as viewers show it; so does the page.
   let photo;
   try {
-    photo = await createImageBitmap(file, { imageOrientation: "none" });
+    photo = await createImageBitmap(file, { imageOrientation: "from-image" });
   } catch {
     photo = null; // e.g. TIFF, which browsers cannot show: the mask is drawn alone
   }
   const mask = await createImageBitmap(await (await fetch(`data:image/png;base64,${result.mask_png}`)).blob());
   state.photo = photo;
-  state.colours = colourLayer(mask, result.classes[0].color);
+  const background = result.classes.find((cls) => cls.background);
+  state.colours = colourLayer(mask, background ? background.color : null);
   draw(result, file.name, roundTrip);
 }
 
-// The mask's colours where a class is found, transparent where it is background: blended over
-// the photo at the slider's opacity this is what `gcnseg predict` draws at --alpha.
+// The mask's colours where a class is found, transparent where the model's background class is
+// (when it has one; every class is painted otherwise): blended over the photo at the slider's
+// opacity this is what `gcnseg predict` draws at --alpha.
 function colourLayer(mask, background) {
   const canvas = new OffscreenCanvas(mask.width, mask.height);
   const ctx = canvas.getContext("2d");
   ctx.drawImage(mask, 0, 0);
+  if (!background) return canvas;
   const pixels = ctx.getImageData(0, 0, mask.width, mask.height);
   const data = pixels.data;
   for (let i = 0; i < data.length; i += 4) {
