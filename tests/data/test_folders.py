@@ -102,3 +102,14 @@ def test_train_from_elsewhere_on_colour_masks_leaks_no_warning(
     assert next((work / "runs").iterdir()).joinpath("best.pt").is_file()
     leaked = [f"{w.filename}: {w.message}" for w in recwarn]
     assert not leaked, leaked
+
+
+def test_a_class_file_naming_a_key_twice_is_refused(tiny_folders: Path, tmp_path: Path) -> None:
+    root = tmp_path / "twice"
+    shutil.copytree(tiny_folders, root)
+    (root / "classes.yaml").write_text(
+        "names: [background, disc, box]\nnames: [background, box, disc]\n"
+    )
+    with pytest.raises(GcnsegError) as exc:
+        index_dataset(root)
+    assert str(exc.value).startswith(f"{root / 'classes.yaml'}: key 'names' appears twice")

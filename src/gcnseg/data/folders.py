@@ -33,13 +33,14 @@ def _class_file(root: Path) -> tuple[ClassSet, bool]:
         path = root / filename
         if path.is_file():
             try:
-                data = read_yaml(path)
-                classes = ClassSet.from_dict(data)
-                return classes, isinstance(data, dict) and data.get("colors") is not None
-            except GcnsegError as exc:
-                raise GcnsegError(f"{path}: bad class file: {exc}") from None
+                data = read_yaml(path)  # its own errors name the file
             except OSError as exc:
                 raise GcnsegError(f"{path}: cannot read ({exc.strerror or exc})") from None
+            try:
+                classes = ClassSet.from_dict(data)
+            except GcnsegError as exc:
+                raise GcnsegError(f"{path}: bad class file: {exc}") from None
+            return classes, isinstance(data, dict) and data.get("colors") is not None
     raise GcnsegError(
         f"{root}: no classes.yaml; write one like `names: [background, cat]` "
         "(optional `colors: [[0,0,0],[255,0,0]]`)"
