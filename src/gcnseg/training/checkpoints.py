@@ -90,15 +90,20 @@ def load_resume_state(run_dir: Path) -> dict[str, Any]:
 
 def save_run_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """One line for a full disk or a folder gone read-only; the file on disk stays the old one."""
+    existed = path.is_file()
     try:
         save_checkpoint(path, payload)
     except (OSError, RuntimeError) as exc:
-        # torch.save reports a failed write (ENOSPC included) as a RuntimeError from its C++
-        # writer; the payload holds only tensors and plain values, so nothing else raises here.
+        # Written through a Python file, so a full disk is OSError ENOSPC ("No space left on
+        # device"); a RuntimeError is torch's own failure, kept as its first line.
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        kept = f"the previous {path.name} is intact" if existed else f"there was no {path.name} yet"
+        if (path.parent / "last.pt").is_file():
+            then = f"free some space and continue with --resume {path.parent}"
+        else:
+            then = "free some space and start the run again"
         raise GcnsegError(
-            f"{path}: could not be written ({reason.splitlines()[0]}); the previous {path.name} "
-            f"is intact: free some space and continue with --resume {path.parent}"
+            f"{path}: could not be written ({reason.splitlines()[0]}); {kept}: {then}"
         ) from None
 
 
