@@ -456,7 +456,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
     else:
+        from gcnseg.training.init import follow_init_model
+
         config = load_config(args.config or DEFAULT_CONFIG, train_overrides(args))
+        config = follow_init_model(config, train_overrides(args))
         if args.print_config:
             print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
             return 0

@@ -30,6 +30,7 @@ RUN_FILES = (
     "learning_curve.png",
     "config.yaml",
     "manifest.json",
+    "data.json",
 )
 RUN_FOLDERS = ("tensorboard",)
 # A folder holding any of these holds a run: training into it again needs --resume or --overwrite.
