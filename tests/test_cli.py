@@ -14,6 +14,12 @@ from gcnseg.cli import main
         (["train", "--set", "optim.lrr=1"], "optim.lrr"),
         (["train", "--config", "/nope.yaml"], "/nope.yaml"),
         (["test", "--checkpoint", "/nope.pt", "--data", "{tiny_pets}"], "/nope.pt"),
+        (
+            ["test", "--checkpoint", "pets-default", "--data", "{tiny_pets}", "--split", "val"],
+            "split 'val' needs a manifest",
+        ),
+        (["test", "--checkpoint", "pets-default"], "no dataset to score"),
+        (["predict", "--checkpoint", "pets-default"], "no inputs"),
         (["predict", "/nope/*.jpg"], "/nope/*.jpg"),
         (["train", "--model", "gcn_nope", "--data", "{tiny_pets}"], "gcn_nope"),
         *[

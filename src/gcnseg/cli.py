@@ -168,9 +168,15 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     test.add_argument(
         "--checkpoint", required=True, help="file, run folder, or packaged name (pets-default)"
     )
-    test.add_argument("--data", type=Path, required=True, help="dataset root")
-    test.add_argument("--manifest", type=Path, help="evaluate one split of this manifest")
-    test.add_argument("--split", default="test", choices=["train", "val", "test"])
+    test.add_argument("--data", type=Path, help="dataset root (default: a run folder's own)")
+    test.add_argument(
+        "--manifest", type=Path, help="evaluate one split of this manifest (default: the run's)"
+    )
+    test.add_argument(
+        "--split",
+        choices=["train", "val", "test"],
+        help="with a manifest (default test); without one every pair is scored",
+    )
     test.add_argument(
         "--size", type=image_side, help="inference size (default: the checkpoint's eval size)"
     )
@@ -196,7 +202,11 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     test.set_defaults(func=cmd_test)
 
     predict = sub.add_parser("predict", help="segment images: masks, overlays, panels")
-    predict.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
+    predict.add_argument(
+        "inputs",
+        nargs="*",
+        help="files, folders or glob patterns (default: a run folder's test split)",
+    )
     predict.add_argument("--checkpoint", default="pets-default")
     predict.add_argument("--out", type=Path, default=Path("predictions"))
     _add_engine(predict)
@@ -516,10 +526,11 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from gcnseg.evaluation.run_split import run_test_images
     from gcnseg.inference.predict import predict_files
 
     summary = predict_files(
-        args.inputs,
+        args.inputs or run_test_images(args.checkpoint),
         checkpoint=args.checkpoint,
         out_dir=args.out,
         engine=args.engine,
