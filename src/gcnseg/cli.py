@@ -131,7 +131,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--init",
         metavar="MODEL",
         help="start from a segmentation model: pets-default, a run folder or a checkpoint "
-        "(model.init; class-shaped layers restart when the class count differs)",
+        "(model.init; its model is the run's, class-shaped layers restart when the class "
+        "count differs)",
     )
     train.add_argument(
         "--print-config", action="store_true", help="print the resolved config (YAML) and exit"

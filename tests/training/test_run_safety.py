@@ -31,7 +31,7 @@ from gcnseg.training import run as run_module
 from gcnseg.training.claim import claim_run_dir
 from gcnseg.training.distributed import DistInfo
 from gcnseg.training.loop import Diverged, check_loss, train
-from gcnseg.training.run import Progress
+from gcnseg.training.run import Progress, load_data
 from smoke import TINY_TRAINING, set_flags
 
 pytestmark = pytest.mark.slow
@@ -248,6 +248,19 @@ def test_an_empty_validation_split_is_named_before_any_work(tiny_folders: Path, 
         train(_config(tiny_folders, empty_val, tmp_path, "r"), progress_bar=False)
     assert str(exc.value).startswith(f"{empty_val}: split val is empty; training needs validation")
     assert not (tmp_path / "r").exists()  # the folder it claimed held nothing, and is gone
+
+
+def test_a_seeded_split_without_validation_images_names_the_fraction(
+    tiny_folders: Path, tmp_path
+) -> None:
+    overrides = [*TINY, f"data.root={tiny_folders}", "data.val_fraction=0.05"]
+    cfg = load_config("pets_gcn_lite0", overrides)
+    with pytest.raises(GcnsegError) as exc:
+        load_data(cfg, tmp_path / "r", None)
+    assert str(exc.value).startswith(
+        f"{tiny_folders}: the val split is empty (8 pairs, data.val_fraction 0.05); "
+        "training needs validation (best.pt is picked by its score)"
+    )
 
 
 def _hold(run_dir: Path):
