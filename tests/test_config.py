@@ -92,6 +92,14 @@ def test_yaml_file(tmp_path) -> None:
         ("train.max_steps_per_epoch=0", "train.max_steps_per_epoch"),
         ("train.time_budget_min=-1", "train.time_budget_min"),
         ("train.seed=-1", "train.seed"),
+        ("train.seed=99999999999999999999999", "train.seed: 99999999999999999999999 must be in"),
+        ("data.val_fraction=0", "data.val_fraction: 0.0 must be in (0, 1): training picks best.pt"),
+        ("optim.lr=[", "optim.lr: '[' is not a plain YAML value"),
+        (
+            'optim.lr=!!python/object/apply:os.system ["true"]',
+            "optim.lr: '!!python/object/apply:os.system",
+        ),
+        ("optim.grad_clip={a: 1, a: 2}", "optim.grad_clip: '{a: 1, a: 2}': key 'a' appears twice"),
     ],
 )
 def test_out_of_range_settings_name_their_key(override: str, message: str) -> None:
@@ -125,3 +133,22 @@ def test_bad_yaml_files_are_one_line(tmp_path, content: bytes, message: str) -> 
     with pytest.raises(GcnsegError, match=message) as exc:
         load_config(path)
     assert "\n" not in str(exc.value)
+
+
+def test_an_override_never_runs_python(tmp_path, monkeypatch) -> None:
+    """Only plain values are read: a Python tag is refused, not called."""
+    monkeypatch.chdir(tmp_path)
+    tag = "!!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path [ran]]"
+    with pytest.raises(GcnsegError, match=r"^optim\.lr: "):
+        load_config("pets_gcn_lite0", [f"optim.lr={tag}"])
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_key_twice_in_a_config_file_names_the_file_and_key(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  lr: 0.1\n  momentum: 0.8\n  lr: 0.001\n")
+    with pytest.raises(GcnsegError) as exc:
+        load_config(path)
+    message = str(exc.value)
+    assert message.startswith(f"{path}: key 'lr' appears twice (lines 2 and 4)")
+    assert "\n" not in message

@@ -38,7 +38,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
             torch.save(payload, buffer)
             tmp.write_bytes(gzip.compress(buffer.getvalue(), compresslevel=9, mtime=0))
         else:
-            torch.save(payload, tmp)
+            with tmp.open("wb") as handle:  # Python's writes: a full disk is OSError ENOSPC
+                torch.save(payload, handle)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import yaml
 
 from gcnseg.errors import GcnsegError
-from gcnseg.io.formats import read_yaml
+from gcnseg.io.formats import DuplicateKey, parse_yaml, read_yaml
 
 if TYPE_CHECKING:
     from torch import nn
@@ -111,8 +111,12 @@ class DataConfig(_Section):
     def check(self) -> None:
         self.require("root", self.root is None or bool(self.root), "a dataset folder or none")
         self.require("manifest", self.manifest is None or bool(self.manifest), "a path or none")
-        for key in ("test_fraction", "val_fraction"):
-            self.require(key, 0 <= getattr(self, key) < 1, "in [0, 1)")
+        self.require("test_fraction", 0 <= self.test_fraction < 1, "in [0, 1)")
+        self.require(
+            "val_fraction",
+            0 < self.val_fraction < 1,
+            "in (0, 1): training picks best.pt by its score on the validation split",
+        )
         self.require("split_seed", self.split_seed >= 0, ">= 0")
         self.require("max_side", self.max_side is None or self.max_side >= 1, ">= 1 or none")
         for key in ("crop_size", "eval_size"):
@@ -233,7 +237,7 @@ class TrainConfig(_Section):
 
     def check(self) -> None:
         self.require("epochs", self.epochs >= 1, ">= 1")
-        self.require("seed", self.seed >= 0, ">= 0")
+        self.require("seed", 0 <= self.seed < 2**32, "in [0, 2**32)")  # what every RNG takes
         self.require("dice_weight", self.dice_weight >= 0, ">= 0")
         self.require("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)")
         decay = self.ema_decay
@@ -369,8 +373,21 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         data.setdefault(section, {})
         if not isinstance(data[section], dict):
             raise GcnsegError(f"override {item!r}: {section} is not a section")
-        data[section][name] = yaml.safe_load(value) if value.strip() else None
+        data[section][name] = _override_value(f"{section}.{name}", value)
     return data
+
+
+def _override_value(key: str, text: str) -> Any:
+    """An override's value, parsed as YAML (plain values only): `0.01`, `none`, `[1, 2]`."""
+    if not text.strip():
+        return None
+    try:
+        return parse_yaml(text)
+    except DuplicateKey as exc:
+        raise GcnsegError(f"{key}: {text!r}: {exc}") from None
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0]
+        raise GcnsegError(f"{key}: {text!r} is not a plain YAML value ({problem})") from None
 
 
 def load_config(source: str | Path | None = None, overrides: list[str] | None = None) -> Config:

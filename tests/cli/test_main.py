@@ -17,12 +17,30 @@ from gcnseg.cli import COMMANDS, build_parser, main
         (["train", "--set", "optim.lrr=1"], "optim.lrr"),
         (["train", "--config", "/nope.yaml"], "/nope.yaml"),
         (["test", "--checkpoint", "/nope.pt", "--data", "{tiny_pets}"], "/nope.pt"),
+        (
+            ["test", "--checkpoint", "pets-default", "--data", "{tiny_pets}", "--split", "val"],
+            "split 'val' needs a manifest",
+        ),
+        (["test", "--checkpoint", "pets-default"], "no dataset to score"),
+        (["predict", "--checkpoint", "pets-default"], "no inputs"),
         (["predict", "/nope/*.jpg"], "/nope/*.jpg"),
         (["train", "--model", "gcn_nope", "--data", "{tiny_pets}"], "gcn_nope"),
+        *[
+            (["train", "--data", "{tiny_pets}", "--set", f"{key}={value}"], key)
+            for key, value in [
+                ("train.seed", "99999999999999999999999"),
+                ("optim.lr", "["),
+                ("optim.lr", '!!python/object/apply:os.system ["true"]'),
+                ("data.val_fraction", "0"),
+            ]
+        ],
     ],
 )
-def test_user_errors_are_one_line(argv: list[str], needle: str, tiny_pets, capsys) -> None:
+def test_user_errors_are_one_line(
+    argv: list[str], needle: str, tiny_pets, capsys, tmp_path, monkeypatch
+) -> None:
     """Each argv has exactly one mistake (valid data where data is needed), named in one line."""
+    monkeypatch.chdir(tmp_path)  # a mistake that went unnoticed would train into ./runs
     assert main([arg.format(tiny_pets=tiny_pets) for arg in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("gcnseg: error:") and needle in err

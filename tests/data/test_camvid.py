@@ -129,3 +129,16 @@ def test_trains_and_tests_on_its_own_split(
     assert main([*test, "--split", "val"]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["images"] == 1 and report["classes"] == list(CAMVID_CLASSES.names)
+
+
+def test_val_split_without_a_manifest_is_its_own_val(camvid: Path, tmp_path: Path) -> None:
+    """A dataset split whole needs no manifest: `split` picks its own val frames, never all."""
+    from gcnseg.evaluation.run_split import scored_data
+
+    scored = scored_data("pets-default", camvid, None, "val")
+    assert (scored.manifest, scored.split) == (None, "val")
+    from gcnseg.data.layouts import index_dataset
+    from gcnseg.data.splits import split_samples
+
+    names = [s.name for s in split_samples(index_dataset(camvid), None, "val")]
+    assert names == SPLITS["val"]

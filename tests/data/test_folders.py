@@ -234,3 +234,14 @@ def test_same_name_with_two_extensions_is_reported_not_dropped(
     assert main(["data", "check", str(root), "-q", "--strict"]) == 1
     out = capsys.readouterr().out
     assert "clashing names (skipped): 1" in out and str(root / "images" / "scene_0.jpg") in out
+
+
+def test_a_class_file_naming_a_key_twice_is_refused(tiny_folders: Path, tmp_path: Path) -> None:
+    root = tmp_path / "twice"
+    shutil.copytree(tiny_folders, root)
+    (root / "classes.yaml").write_text(
+        "names: [background, disc, box]\nnames: [background, box, disc]\n"
+    )
+    with pytest.raises(GcnsegError) as exc:
+        index_dataset(root)
+    assert str(exc.value).startswith(f"{root / 'classes.yaml'}: key 'names' appears twice")

@@ -13,9 +13,13 @@ from PIL import Image
 from _data import make_tiny_folders
 from gcnseg.classes import ClassSet
 from gcnseg.cli import main
-from gcnseg.config import load_config
+from gcnseg.config import ModelConfig, load_config
 from gcnseg.errors import GcnsegError
-from gcnseg.training.init import apply_init, read_init
+from gcnseg.io.atomic import write_json
+from gcnseg.training import init as init_module
+from gcnseg.training import run as run_module
+from gcnseg.training.init import apply_init, follow_init_model, read_init, source_model
+from gcnseg.training.loop import train
 from smoke import TINY_TRAINING
 
 LITE2 = "gcn_efficientnet_lite2"  # pets-default's architecture
@@ -76,6 +80,64 @@ def test_other_model_or_shape_is_one_line() -> None:
         apply_init(model, cfg, _names(3), "pets-default")
 
 
+def test_the_source_implies_its_model_unless_the_command_line_names_one() -> None:
+    cfg = load_config(None, ["model.init=pets-default"])
+    assert cfg.model.name == "gcn_efficientnet_lite0"  # the default config's
+    assert follow_init_model(cfg, []).model.name == LITE2
+    named = ["model.init=pets-default", "model.name=gcn_efficientnet_lite0"]
+    assert follow_init_model(load_config(None, named), named).model.name == "gcn_efficientnet_lite0"
+
+
+def test_the_source_model_is_read_from_its_config_alone(tmp_path: Path) -> None:
+    """Weights that fit no model: nothing is built, only the config is read."""
+    from gcnseg.checkpoint import save_checkpoint
+    from gcnseg.config import Config
+
+    config = Config()
+    config.model.name = "gcn_resnet18"
+    payload = {
+        "model": {"w": torch.zeros(1)},
+        "config": config.to_dict(),
+        "classes": _names(2).to_dict(),
+    }
+    run = tmp_path / "run"
+    save_checkpoint(run / "best.pt", payload)
+    assert source_model(str(run))["name"] == "gcn_resnet18"
+    pretrained = tmp_path / "pretrained"  # a save_pretrained folder: config.json
+    config.model.name = "gcn_resnet50"
+    write_json(
+        pretrained / "config.json", {"config": config.to_dict(), "classes": _names(2).to_dict()}
+    )
+    assert source_model(str(pretrained))["name"] == "gcn_resnet50"
+    (tmp_path / "model.onnx").write_bytes(b"")
+    with pytest.raises(GcnsegError, match="an ONNX file holds no trainable weights"):
+        source_model(str(tmp_path / "model.onnx"))
+
+
+def test_another_model_is_refused_before_any_loading(tmp_path: Path, monkeypatch) -> None:
+    def loaded(*args, **kwargs):
+        raise AssertionError("loaded before the model was checked")
+
+    monkeypatch.setattr(init_module, "read_init", loaded)
+    monkeypatch.setattr(run_module, "index_dataset", loaded)
+    monkeypatch.setattr(ModelConfig, "build", loaded)
+    cfg = load_config(None, ["model.init=pets-default", f"data.root={tmp_path}"])
+    cfg.train.output = str(tmp_path / "runs")
+    with pytest.raises(GcnsegError) as exc:
+        train(cfg, progress_bar=False)
+    assert str(exc.value).startswith(
+        f"--init pets-default is a {LITE2} model but this run trains gcn_efficientnet_lite0; "
+        f"pass --model {LITE2}, or leave --model out"
+    )
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_init_needs_no_model_flag(tiny_folders: Path, capsys) -> None:
+    argv = ["train", "--data", str(tiny_folders), "--init", "pets-default", "--print-config"]
+    assert main(argv) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["model"]["name"] == LITE2
+
+
 def _binary(root: Path) -> Path:
     """The generated folders layout with both shapes as one class: object / background."""
     make_tiny_folders(root)
@@ -92,7 +154,7 @@ def test_cli_trains_from_pets_default_then_from_that_run(tmp_path, monkeypatch) 
     work.mkdir()
     monkeypatch.chdir(work)  # nothing is read from the repository
     tiny = [x for x in TINY_TRAINING if not x.startswith("model.")]
-    args = ["train", "-q", "--data", str(data), "--model", LITE2, "--epochs", "1"]
+    args = ["train", "-q", "--data", str(data), "--epochs", "1"]
     args += ["--set", "train.max_steps_per_epoch=1", "--set", "data.batch_size=2"]
     for item in tiny:
         args += ["--set", item]

@@ -27,9 +27,12 @@ from gcnseg.data.splits import save_manifest
 from gcnseg.errors import GcnsegError
 from gcnseg.training import checkpoints as checkpoints_module
 from gcnseg.training import loop as loop_module
+from gcnseg.training import run as run_module
+from gcnseg.training.claim import claim_run_dir
+from gcnseg.training.distributed import DistInfo
 from gcnseg.training.loop import Diverged, check_loss, train
-from gcnseg.training.run import Progress
-from smoke import TINY_TRAINING
+from gcnseg.training.run import Progress, load_data
+from smoke import TINY_TRAINING, set_flags
 
 pytestmark = pytest.mark.slow
 
@@ -191,7 +194,10 @@ def test_overwrite_replaces_the_run_instead_of_mixing_it(
 
 @pytest.mark.parametrize(
     ("override", "needle"),
-    [("model.name=gcn_k1_efficientnet_lite0", "does not fit"), ("data.root={pets}", "classes")],
+    [
+        ("model.name=gcn_k1_efficientnet_lite0", "does not fit"),
+        ("data.root={pets}", "a run's data is fixed at its start"),
+    ],
 )
 def test_failed_resume_is_one_line_and_writes_nothing(
     override: str, needle: str, reference: Path, tiny_pets: Path, tmp_path
@@ -199,10 +205,98 @@ def test_failed_resume_is_one_line_and_writes_nothing(
     run = tmp_path / "full"
     shutil.copytree(reference, run)
     before = {name: (run / name).read_bytes() for name in ("config.yaml", "manifest.json")}
-    overrides = [override.format(pets=tiny_pets), "data.manifest=null"]
     with pytest.raises(GcnsegError, match=needle):
-        train(None, resume=run, resume_overrides=overrides, progress_bar=False)
+        train(
+            None, resume=run, resume_overrides=[override.format(pets=tiny_pets)], progress_bar=False
+        )
     assert {name: (run / name).read_bytes() for name in before} == before
+
+
+# --- a run's data and folder are its own ----------------------------------------------------
+
+
+def test_resume_keeps_the_split_it_started_with(
+    tiny_folders: Path, tiny_pets: Path, tmp_path, capsys, monkeypatch
+) -> None:
+    """Pairs added to the data after the start: the resumed run neither re-splits (moving test
+    and validation images into training) nor rewrites manifest.json; another folder is refused."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_folders, data)
+    monkeypatch.chdir(tmp_path)
+    split = ["data.test_fraction=0.25", "data.val_fraction=0.25"]
+    flags = set_flags([*TINY, "train.max_steps_per_epoch=1", *split])
+    assert main(["train", "-q", "--data", str(data), *flags, "--epochs", "1", "--name", "r"]) == 0
+    manifest = (tmp_path / "runs" / "r" / "manifest.json").read_bytes()
+    for i in range(6):
+        for folder in ("images", "masks"):
+            shutil.copy(data / folder / "scene_0.png", data / folder / f"added_{i}.png")
+    assert main(["train", "-q", "--resume", "runs/r", "--epochs", "2"]) == 0
+    assert (tmp_path / "runs" / "r" / "manifest.json").read_bytes() == manifest
+    assert load_checkpoint(tmp_path / "runs" / "r" / "last.pt")["progress"]["epoch"] == 2
+    capsys.readouterr()
+    other = ["--set", f"data.root={tiny_pets}"]
+    assert main(["train", "--resume", "runs/r", "--epochs", "3", *other]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "a run's data is fixed at its start" in err and "\n" not in err
+
+
+def test_an_empty_validation_split_is_named_before_any_work(tiny_folders: Path, tmp_path) -> None:
+    names = [f"scene_{i}" for i in range(8)]
+    empty_val = tmp_path / "no-val.json"
+    save_manifest(empty_val, {"splits": {"train": names[:6], "val": [], "test": names[6:]}})
+    with pytest.raises(GcnsegError) as exc:
+        train(_config(tiny_folders, empty_val, tmp_path, "r"), progress_bar=False)
+    assert str(exc.value).startswith(f"{empty_val}: split val is empty; training needs validation")
+    assert not (tmp_path / "r").exists()  # the folder it claimed held nothing, and is gone
+
+
+def test_a_seeded_split_without_validation_images_names_the_fraction(
+    tiny_folders: Path, tmp_path
+) -> None:
+    overrides = [*TINY, f"data.root={tiny_folders}", "data.val_fraction=0.05"]
+    cfg = load_config("pets_gcn_lite0", overrides)
+    with pytest.raises(GcnsegError) as exc:
+        load_data(cfg, tmp_path / "r", None)
+    assert str(exc.value).startswith(
+        f"{tiny_folders}: the val split is empty (8 pairs, data.val_fraction 0.05); "
+        "training needs validation (best.pt is picked by its score)"
+    )
+
+
+def _hold(run_dir: Path):
+    """Another run's claim on `run_dir`, as a run in progress holds it."""
+    return claim_run_dir(run_dir, DistInfo(), numbered=False, resuming=False, overwrite=False)
+
+
+@pytest.fixture
+def stop_at_setup(monkeypatch) -> list[Path]:
+    """train() stops where the run would be built; the list gets the run folder it was given."""
+    folders: list[Path] = []
+
+    def record(cfg, run_dir, *args, **kwargs):
+        folders.append(run_dir)
+        raise GcnsegError("stopped before training")
+
+    monkeypatch.setattr(loop_module, "setup_run", record)
+    return folders
+
+
+def test_two_runs_in_one_second_get_two_folders(tmp_path, monkeypatch, stop_at_setup) -> None:
+    monkeypatch.setattr(run_module.time, "strftime", lambda fmt: "20250101-120000")
+    cfg = _config(tmp_path, tmp_path / "m.json", tmp_path, "unused", "train.name=null")
+    first = tmp_path / "gcn_efficientnet_lite0-20250101-120000"
+    with _hold(first), pytest.raises(GcnsegError, match="stopped before training"):
+        train(cfg, progress_bar=False)
+    assert stop_at_setup == [first.with_name(f"{first.name}-2")]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_run_folder_in_use_is_refused(overwrite: bool, tmp_path, stop_at_setup) -> None:
+    cfg = _config(tmp_path, tmp_path / "m.json", tmp_path, "same")
+    refused = r"same: another training run \(process \d+\) is using this run folder"
+    with _hold(tmp_path / "same"), pytest.raises(GcnsegError, match=refused):
+        train(cfg, progress_bar=False, overwrite=overwrite)
+    assert stop_at_setup == []
 
 
 def test_cli_refuses_config_with_resume(reference: Path, capsys) -> None:

@@ -12,6 +12,7 @@ from PIL import Image
 
 from _data import assert_predicted, write_odd_images
 from gcnseg.checkpoint import load_checkpoint
+from gcnseg.cli import main
 from gcnseg.config import load_config
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.splits import save_manifest
@@ -207,6 +208,26 @@ def test_test_command_reports_at_original_resolution(
     assert accuracies == sorted(accuracies)
     assert "5 worst breeds" in report.format()
     assert "test_time_augmentation" not in data
+
+
+def test_a_run_folder_is_tested_on_its_own_test_split_without_data(
+    trained_run: Path, tiny_pets: Path, manifest: Path, capsys
+) -> None:
+    assert main(["test", "--checkpoint", str(trained_run), "--worst", "0", "-q"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"4 images of {tiny_pets.resolve()} (test), {trained_run}")
+    assert main(["test", "--checkpoint", str(trained_run), "--split", "val", "-q"]) == 0
+    val = len(json.loads(manifest.read_text())["splits"]["val"])
+    assert capsys.readouterr().out.startswith(f"{val} images of {tiny_pets.resolve()} (val)")
+
+
+def test_predict_segments_the_test_split_of_a_run(
+    trained_run: Path, manifest: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(trained_run), "--out", str(out), "-q"]) == 0
+    test = json.loads(manifest.read_text())["splits"]["test"]
+    assert sorted(p.name for p in out.glob("*_mask.png")) == sorted(f"{n}_mask.png" for n in test)
 
 
 def test_test_time_augmentation_is_recorded(

@@ -18,7 +18,11 @@ from gcnseg.cli.arguments import (
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     predict = subparsers.add_parser("predict", help="segment images: masks, overlays, panels")
-    predict.add_argument("inputs", nargs="+", help="files, folders or glob patterns")
+    predict.add_argument(
+        "inputs",
+        nargs="*",
+        help="files, folders or glob patterns (default: a run folder's test split)",
+    )
     predict.add_argument("--checkpoint", default="pets-default")
     predict.add_argument("--out", type=Path, default=Path("predictions"))
     add_engine(predict)
@@ -39,11 +43,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gcnseg.evaluation.run_split import run_test_images
     from gcnseg.inference.predict import predict_files, write_summary
 
     check_outputs((args.out, "the predictions", True), (args.json_out, "the JSON summary", False))
     summary = predict_files(
-        args.inputs,
+        args.inputs or run_test_images(args.checkpoint),
         checkpoint=args.checkpoint,
         out_dir=args.out,
         engine=args.engine,

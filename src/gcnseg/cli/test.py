@@ -20,9 +20,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     test.add_argument(
         "--checkpoint", required=True, help="file, run folder, or packaged name (pets-default)"
     )
-    test.add_argument("--data", type=Path, required=True, help="dataset root")
-    test.add_argument("--manifest", type=Path, help="evaluate one split of this manifest")
-    test.add_argument("--split", default="test", choices=["train", "val", "test"])
+    test.add_argument("--data", type=Path, help="dataset root (default: a run folder's own)")
+    test.add_argument(
+        "--manifest", type=Path, help="evaluate one split of this manifest (default: the run's)"
+    )
+    test.add_argument(
+        "--split",
+        choices=["train", "val", "test"],
+        help="with a manifest (default test); without one every pair is scored",
+    )
     test.add_argument(
         "--size", type=image_side, help="inference size (default: the checkpoint's eval size)"
     )

@@ -44,7 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--init",
         metavar="MODEL",
         help="start from a segmentation model: pets-default, a run folder or a checkpoint "
-        "(model.init; class-shaped layers restart when the class count differs)",
+        "(model.init; its model is the run's, class-shaped layers restart when the class "
+        "count differs)",
     )
     train.add_argument(
         "--print-config", action="store_true", help="print the resolved config (YAML) and exit"
@@ -127,7 +128,9 @@ def _train(args: argparse.Namespace) -> int:
             None, resume=args.resume, resume_overrides=overrides, overwrite=args.overwrite
         )
     else:
-        config = load_config(args.config or DEFAULT_CONFIG, overrides)
+        from gcnseg.training.init import follow_init_model
+
+        config = follow_init_model(load_config(args.config or DEFAULT_CONFIG, overrides), overrides)
         if args.print_config:
             return _print_config(config)
         run_dir = train(config, overwrite=args.overwrite)

@@ -57,11 +57,13 @@ def read_class_file(root: Path) -> ClassFile:
         path = root / filename
         if path.is_file():
             try:
-                return _parse(read_yaml(path))
-            except GcnsegError as exc:
-                raise GcnsegError(f"{path}: bad class file: {exc}") from None
+                data = read_yaml(path)  # its own errors name the file
             except OSError as exc:
                 raise GcnsegError(f"{path}: cannot read ({exc.strerror or exc})") from None
+            try:
+                return _parse(data)
+            except GcnsegError as exc:
+                raise GcnsegError(f"{path}: bad class file: {exc}") from None
     raise GcnsegError(
         f"{root}: no classes.yaml; write one like `names: [background, cat]` "
         "(optional `colors: [[0,0,0],[255,0,0]]`)"

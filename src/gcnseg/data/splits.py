@@ -210,13 +210,18 @@ def select(index: DatasetIndex, names: list[str]) -> list[Sample]:
     return [by_name[n] for n in names]
 
 
+def has_own_split(index: DatasetIndex) -> bool:
+    """Whether the dataset comes split whole (CamVid's folders, images/train + images/val)."""
+    return set(SPLITS) <= index.official_splits.keys()
+
+
 def split_samples(index: DatasetIndex, manifest: str | Path | None, split: str) -> list[Sample]:
     """The samples of one split of `manifest`; without one, of the dataset's own split when it
     has a whole one (CamVid, split folders), else every pair of `index`. An empty split is one
     line saying why, where the dataset knows (CamVid without its test folders)."""
     if manifest:
         names, where = load_manifest(manifest)["splits"][split], manifest
-    elif set(SPLITS) <= index.official_splits.keys():
+    elif has_own_split(index):
         names, where = index.official_splits[split], index.root
     else:
         return index.samples

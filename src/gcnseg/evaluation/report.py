@@ -22,6 +22,7 @@ from gcnseg.data.splits import split_samples
 from gcnseg.errors import GcnsegError
 from gcnseg.evaluation.evaluate import SkippedItem, evaluate
 from gcnseg.evaluation.metrics import ImageScore
+from gcnseg.evaluation.run_split import scored_data
 from gcnseg.inference.segmenter import load
 from gcnseg.io.atomic import write_json
 from gcnseg.io.formats import finite
@@ -135,10 +136,10 @@ class TestReport:
 
 def run_test(
     checkpoint: str,
-    data_root: Path,
+    data_root: Path | None = None,
     *,
     manifest: Path | None = None,
-    split: str = "test",
+    split: str | None = None,
     size: int | None = None,
     flip: bool = False,
     scales: tuple[float, ...] = (1.0,),
@@ -151,12 +152,18 @@ def run_test(
     worst: int = 8,
     json_out: Path | None = None,
 ) -> TestReport:
-    """Evaluate; write the confusion heatmap, worst-k gallery, overlays and JSON report as asked."""
+    """Evaluate; write the confusion heatmap, worst-k gallery, overlays and JSON report as asked.
+
+    What is scored: `split` (default test) of `manifest`; for a run folder as `checkpoint`, its
+    own dataset folder and manifest by default; with no manifest, every pair (see run_split).
+    """
     from gcnseg.viz.draw import gallery, panel, save_image
     from gcnseg.viz.plots import plot_confusion_matrix
 
+    scored = scored_data(checkpoint, data_root, manifest, split)
+    data_root, manifest = scored.root, scored.manifest
     index = index_dataset(data_root)
-    samples = split_samples(index, manifest, split)
+    samples = split_samples(index, manifest, scored.split or "test")
     segmenter = load(checkpoint, engine=engine, device=device, flip=flip, scales=scales, size=size)
     classes = segmenter.classes
     _check_classes(index.classes, classes, data_root, checkpoint, any_class_names)
@@ -189,7 +196,7 @@ def run_test(
     report = TestReport(
         str(checkpoint),
         str(data_root),
-        split if manifest else "all pairs",
+        scored.split or "all pairs",
         len(samples),
         classes,
         result.metrics,

@@ -7,6 +7,7 @@ torn last line of an appended log (dropped, with a warning, when the run resumes
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ RUN_FILES = (
     "learning_curve.png",
     "config.yaml",
     "manifest.json",
+    "data.json",
 )
 RUN_FOLDERS = ("tensorboard",)
 # A folder holding any of these holds a run: training into it again needs --resume or --overwrite.
@@ -89,20 +91,26 @@ def load_resume(run_dir: Path, overrides: list[str] | None = None) -> tuple[dict
     missing = [key for key in RESUME_KEYS if key not in state]
     if missing:
         raise GcnsegError(f"{path}: not a resumable training checkpoint (no {missing[0]})")
-    return state, config_from_dict(apply_overrides(state["config"], overrides or []))
+    changed = apply_overrides(copy.deepcopy(state["config"]), overrides or [])  # keep the saved one
+    return state, config_from_dict(changed)
 
 
 def save_run_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """One line for a full disk or a folder gone read-only; the file on disk stays the old one."""
+    existed = path.is_file()
     try:
         save_checkpoint(path, payload)
     except (OSError, RuntimeError) as exc:
-        # torch.save reports a failed write (ENOSPC included) as a RuntimeError from its C++
-        # writer; the payload holds only tensors and plain values, so nothing else raises here.
+        # Written through a Python file, so a full disk is OSError ENOSPC ("No space left on
+        # device"); a RuntimeError is torch's own failure, kept as its first line.
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        kept = f"the previous {path.name} is intact" if existed else f"there was no {path.name} yet"
+        if (path.parent / "last.pt").is_file():
+            then = f"free some space and continue with --resume {path.parent}"
+        else:
+            then = "free some space and start the run again"
         raise GcnsegError(
-            f"{path}: could not be written ({reason.splitlines()[0]}); the previous {path.name} "
-            f"is intact: free some space and continue with --resume {path.parent}"
+            f"{path}: could not be written ({reason.splitlines()[0]}); {kept}: {then}"
         ) from None
 
 

@@ -67,6 +67,15 @@ def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
         dist.broadcast(buffer, src)
 
 
+def from_main(value: object) -> object:
+    """Rank 0's `value` on every rank (the value itself in a single process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

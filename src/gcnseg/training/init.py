@@ -11,10 +11,15 @@ depends on the number of classes when the new data has another count:
 
 Those start as a fresh model's (seeded by `train.seed`); the backbone, and any decoder whose
 width does not follow the class count, keeps the source's weights and BatchNorm statistics.
+
+The source fixes the architecture: `follow_init_model` takes its model name and kernel size
+unless the command line names them, and a different model is refused from the source's config
+alone, before any weights are loaded or data read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -36,6 +41,51 @@ def read_init(source: str) -> tuple[dict[str, Any], dict, ClassSet]:
     return trained.model.state_dict(), trained.config.to_dict(), trained.classes
 
 
+def source_model(source: str) -> dict:
+    """The `model` settings of an --init source, read from its config alone (no model is built)."""
+    from gcnseg.source import read_config, resolve_source
+
+    where = resolve_source(source)
+    if where.kind == "onnx":
+        raise GcnsegError(f"--init {source}: an ONNX file holds no trainable weights")
+    config, _ = read_config(where)
+    return config.to_dict()["model"]
+
+
+def _other_model(source: str, source_name: str, name: str) -> GcnsegError:
+    return GcnsegError(
+        f"--init {source} is a {source_name} model but this run trains {name}; "
+        f"pass --model {source_name}, or leave --model out (--init implies the source's model)"
+    )
+
+
+def check_init_model(source: str, name: str) -> None:
+    """Refuse training model `name` from a source holding another model, before any loading."""
+    source_name = source_model(source)["name"]
+    if source_name != name:
+        raise _other_model(source, source_name, name)
+
+
+def follow_init_model(cfg: Config, overrides: list[str]) -> Config:
+    """`cfg` training the architecture of its model.init source (model name and kernel size),
+    except settings named in `overrides` (the command line's): those are the user's choice, and
+    a model other than the source's is refused later by `check_init_model`."""
+    if cfg.model.init is None:
+        return cfg
+    given = {item.partition("=")[0].strip() for item in overrides}
+    source = source_model(cfg.model.init)
+    follow = {
+        key: source.get(key)
+        for key in ("name", "kernel_size")
+        if f"model.{key}" not in given and source.get(key) != getattr(cfg.model, key)
+    }
+    if not follow:
+        return cfg
+    for key, value in follow.items():
+        log.info("model.%s: %s (from --init %s)", key, value, cfg.model.init)
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **follow))
+
+
 def class_dependent(key: str, width_follows_classes: bool) -> bool:
     """Whether parameter `key` of a GCN model is shaped by the number of classes."""
     return key.startswith("classifier.") or (width_follows_classes and key.startswith("decoder."))
@@ -48,10 +98,7 @@ def apply_init(model: nn.Module, cfg: Config, classes: ClassSet, source: str) ->
     model_cfg = config.get("model", {})
     source_name = model_cfg.get("name")
     if source_name != cfg.model.name:
-        raise GcnsegError(
-            f"--init {source} is a {source_name} model but this run trains {cfg.model.name}; "
-            f"pass --model {source_name} (or a config for it)"
-        )
+        raise _other_model(source, source_name, cfg.model.name)
     ours = model.state_dict()
     same_count = len(source_classes.names) == len(classes.names)
     tied = cfg.model.decoder_width is None or model_cfg.get("decoder_width") is None

@@ -27,6 +27,7 @@ from gcnseg.inference.segmenter import Segmenter
 from gcnseg.logs import progress_enabled
 from gcnseg.runtime import autocast, prepare_images
 from gcnseg.training.checkpoints import append_jsonl, check_run_dir, load_resume
+from gcnseg.training.claim import claim_run_dir
 from gcnseg.training.distributed import (
     SkipSampler,
     all_reduce_sum,
@@ -71,8 +72,11 @@ def train(
     """Train per `cfg`, or continue the run in `resume` with its saved config.
 
     `resume_overrides` change settings of the resumed run, e.g. `train.threads=2` or
-    `train.epochs=40` when there is more time; the data order stays that of the seed. A run
-    folder that already holds a run is refused unless `overwrite` (which replaces it).
+    `train.epochs=40` when there is more time; the data order stays that of the seed, and the
+    data and split stay the run's own (other data is refused). A run folder that already holds
+    a run is refused unless `overwrite` (which replaces it); one that another live run is using
+    is always refused, and an automatic (timestamped) name that is taken gets a number.
+    Returns the run folder.
     """
     if resume is not None:
         if overwrite:
@@ -81,19 +85,28 @@ def train(
         state, cfg = load_resume(run_dir, resume_overrides)
     else:
         state, run_dir = None, make_run_dir(cfg)
-    device = check_settings(cfg, resuming=state is not None)
-    check_run_dir(run_dir, resuming=state is not None, overwrite=overwrite)
+    resuming = state is not None
+    device = check_settings(cfg, resuming=resuming)
+    check_run_dir(run_dir, resuming=resuming, overwrite=overwrite)
     info = init_distributed(device)
     if device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     try:
         check_distributed_settings(cfg, device, info)
-        barrier()  # every rank has checked the folder before rank 0 writes into it
-        torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // info.world_size))
-        run = setup_run(cfg, run_dir, state, device, info, overwrite=overwrite, bar=progress_bar)
-        fit(run)
-        barrier()
+        numbered = not resuming and cfg.train.name is None
+        # every rank learns the claimed folder before rank 0 writes into it
+        with claim_run_dir(
+            run_dir, info, numbered=numbered, resuming=resuming, overwrite=overwrite
+        ) as run_dir:
+            torch.set_num_threads(
+                cfg.train.threads or max(1, (os.cpu_count() or 1) // info.world_size)
+            )
+            run = setup_run(
+                cfg, run_dir, state, device, info, overwrite=overwrite, bar=progress_bar
+            )
+            fit(run)
+            barrier()
     finally:
         cleanup_distributed()
     return run_dir

@@ -3,7 +3,8 @@
 `check_settings` runs right after the config is read and refuses what would only fail later (an
 unknown model, fp16 or SyncBatchNorm on the CPU); `setup_run` then builds the `Run` once: data,
 model, optimizer, schedule, scaler, loaders and the run folder. Nothing is written to the run
-folder until a resumed state has loaded, so a failed `--resume` leaves the run as it was.
+folder until a resumed state has loaded, so a failed `--resume` leaves the run as it was. A
+resumed run trains on the split and data it started with (see gcnseg.training.rundata).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from gcnseg.data.samples import DatasetIndex
 from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
 from gcnseg.data.transforms import train_transform
 from gcnseg.errors import GcnsegError
-from gcnseg.io.atomic import write_text
+from gcnseg.io.atomic import write_json, write_text
 from gcnseg.models.backbones import get_backbone_spec
 from gcnseg.models.registry import model_entry
 from gcnseg.runtime import resolve_amp, resolve_device
@@ -41,9 +42,10 @@ from gcnseg.training.checkpoints import (
 )
 from gcnseg.training.distributed import DistInfo, ShardSampler
 from gcnseg.training.ema import WeightEMA
-from gcnseg.training.init import apply_init
+from gcnseg.training.init import apply_init, check_init_model
 from gcnseg.training.interrupts import Interrupts
 from gcnseg.training.losses import SegmentationLoss
+from gcnseg.training.rundata import DATA_FILE, MANIFEST_FILE, data_record, resume_data
 from gcnseg.training.schedule import LRSchedule
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,7 @@ def checkpoint_payload(run: Run, metrics: dict) -> dict:
 
 
 def make_run_dir(cfg: Config) -> Path:
+    """train.output/train.name, or a timestamped name (numbered when taken, see claim_run_dir)."""
     name = cfg.train.name or f"{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     return Path(cfg.train.output) / name
 
@@ -154,6 +157,8 @@ def check_settings(cfg: Config, *, resuming: bool) -> torch.device:
             f"no offline ImageNet weights for {entry.backbone}: pass a file or URL "
             "(--backbone-weights PATH_OR_URL) or 'random'"
         )
+    if not resuming and cfg.model.init is not None:
+        check_init_model(cfg.model.init, cfg.model.name)
     return device
 
 
@@ -166,7 +171,13 @@ def check_distributed_settings(cfg: Config, device: torch.device, info: DistInfo
         )
 
 
-def load_data(cfg: Config) -> tuple[DatasetIndex, dict]:
+def load_data(
+    cfg: Config, run_dir: Path, state: dict | None
+) -> tuple[DatasetIndex, dict, dict | None]:
+    """(index, manifest, the data record to save); a resumed run's own split, never a new one."""
+    if state is not None:
+        classes = ClassSet.from_dict(state["classes"])
+        return (*resume_data(run_dir, cfg, state["config"], classes), None)
     index = index_dataset(cfg.data.root)
     if cfg.data.manifest:
         manifest = load_manifest(cfg.data.manifest)
@@ -178,7 +189,25 @@ def load_data(cfg: Config) -> tuple[DatasetIndex, dict]:
             seed=cfg.data.split_seed,
             max_side=cfg.data.max_side,
         )
-    return index, manifest
+    for split in ("train", "val"):
+        _require_split(cfg, index, manifest, split)
+    select(index, [n for split in manifest["splits"].values() for n in split])  # every name known
+    return index, manifest, data_record(index, manifest)
+
+
+def _require_split(cfg: Config, index: DatasetIndex, manifest: dict, split: str) -> None:
+    """Training needs images to learn from and a validation split to pick best.pt by."""
+    if manifest["splits"][split]:
+        return
+    what = "training" if split == "train" else "validation (best.pt is picked by its score)"
+    if cfg.data.manifest:
+        raise GcnsegError(f"{cfg.data.manifest}: split {split} is empty; training needs {what}")
+    fraction = "data.test_fraction" if split == "train" else "data.val_fraction"
+    raise GcnsegError(
+        f"{index.root}: the {split} split is empty ({len(index.samples)} pairs, "
+        f"{fraction} {getattr(cfg.data, fraction.split('.')[1])}); training needs {what}: "
+        f"add pairs or change {fraction}"
+    )
 
 
 def param_groups(model: nn.Module, cfg: Config) -> list[dict]:
@@ -205,17 +234,10 @@ def build_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, momentum=cfg.optim.momentum)
 
 
-def _restore(
-    state: dict, run_dir: Path, classes: ClassSet, model, ema, optimizer, schedule
-) -> tuple[Progress, dict]:
-    """Load a resumed state; a mismatch (other model, other data) is one line, not a traceback."""
+def _restore(state: dict, run_dir: Path, model, ema, optimizer, schedule) -> tuple[Progress, dict]:
+    """Load a resumed state; a mismatch (another model or optimizer) is one line, not a traceback.
+    Other data was refused before anything was built (see `load_data`)."""
     where = run_dir / "last.pt"
-    saved = ClassSet.from_dict(state["classes"])
-    if saved.names != classes.names:
-        raise GcnsegError(
-            f"{where}: trained on classes {list(saved.names)}, but the data has "
-            f"{list(classes.names)}; resume with the run's own data, or start a new run"
-        )
     try:
         # With an EMA, "model" is the average and "training_model" the weights being trained.
         model.load_state_dict(state.get("training_model", state["model"]))
@@ -234,16 +256,24 @@ def _restore(
 
 
 def _prepare_folder(
-    run_dir: Path, cfg: Config, manifest: dict, progress: Progress, overwrite: bool
+    run_dir: Path,
+    cfg: Config,
+    manifest: dict,
+    record: dict | None,
+    progress: Progress,
+    overwrite: bool,
 ) -> None:
-    """Rank 0: the run folder with its config and split, cleaned of temp files and torn lines."""
+    """Rank 0: the run folder with its config, cleaned of temp files and torn lines; a new run's
+    split and data record too (a resumed run keeps the ones it started with)."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_temp_files(run_dir)
         if overwrite:
             clear_run_dir(run_dir)
         write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        save_manifest(run_dir / "manifest.json", manifest)
+        if record is not None:
+            save_manifest(run_dir / MANIFEST_FILE, manifest)
+            write_json(run_dir / DATA_FILE, record)
         truncate_jsonl(run_dir / "metrics.jsonl", "epoch", progress.epoch)
         # step records are numbered from 1: the first `global_step` of them are done
         truncate_jsonl(run_dir / "steps.jsonl", "step", progress.global_step + 1)
@@ -263,7 +293,7 @@ def setup_run(
     overwrite: bool = False,
     bar: bool = True,
 ) -> Run:
-    index, manifest = load_data(cfg)
+    index, manifest, record = load_data(cfg, run_dir, state)
     classes = index.classes
     num_classes = len(classes.names)
 
@@ -309,9 +339,9 @@ def setup_run(
     progress, last_metrics = Progress(), {}
     ema = None if cfg.train.ema_decay is None else WeightEMA(model, cfg.train.ema_decay)
     if state:
-        progress, last_metrics = _restore(state, run_dir, classes, model, ema, optimizer, schedule)
+        progress, last_metrics = _restore(state, run_dir, model, ema, optimizer, schedule)
     if info.is_main:
-        _prepare_folder(run_dir, cfg, manifest, progress, overwrite)
+        _prepare_folder(run_dir, cfg, manifest, record, progress, overwrite)
 
     model_without_ddp = model
     if info.enabled:
