@@ -18,7 +18,7 @@ from gcnseg.data.dataset import eval_loader
 from gcnseg.data.images import read_image
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.oxford_pets import breed
-from gcnseg.data.splits import split_samples
+from gcnseg.data.splits import has_own_split, split_samples
 from gcnseg.errors import GcnsegError
 from gcnseg.evaluation.evaluate import SkippedItem, evaluate
 from gcnseg.evaluation.metrics import ImageScore
@@ -196,7 +196,7 @@ def run_test(
     report = TestReport(
         str(checkpoint),
         str(data_root),
-        scored.split or "all pairs",
+        (scored.split or "test") if manifest or has_own_split(index) else "all pairs",
         len(samples),
         classes,
         result.metrics,

@@ -77,7 +77,7 @@ def scored_data(
             f"(it keeps its split): without one every pair of {data_root} would be scored, "
             "training images included"
         )
-    return Scored(Path(data_root), None, None)
+    return Scored(Path(data_root), None, split)
 
 
 def _same(a: Path, b: Path) -> bool:
