@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+from gcnseg._version import __version__
 
 _EXPORTS = {
     "load": "gcnseg.inference.segmenter",
