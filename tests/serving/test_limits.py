@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -169,6 +170,16 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return reply
 
 
+def read_reply(sock: socket.socket) -> bytes:
+    """A reply's head and its (short) body, while the connection stays open."""
+    reply = b""
+    while b"}" not in reply:  # the JSON error body's end
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {reply!r}"
+        reply += chunk
+    return reply
+
+
 @pytest.fixture
 def hold_socks() -> Iterator[list[socket.socket]]:
     socks: list[socket.socket] = []
@@ -185,8 +196,8 @@ def test_slow_and_keyless_clients_hold_no_place_in_line(
         keyless = [open_upload(server.port, key=None, body=PART_HEAD) for _ in range(3)]
         idle = [open_upload(server.port, key="k3y", body=PART_HEAD) for _ in range(3)]
         hold_socks.extend(keyless + idle)
-        for sock in keyless:  # refused from the headers, the body never read
-            reply = read_until_closed(sock)
+        for sock in keyless:  # refused from the headers, before the body is read
+            reply = read_reply(sock)
             assert reply.startswith(b"HTTP/1.1 401") and b"X-API-Key" in reply
         stop = threading.Event()
 
@@ -213,6 +224,26 @@ def test_slow_and_keyless_clients_hold_no_place_in_line(
             dripping.join(30)
             for sock in hold_socks:  # before the server stops: it waits for open uploads
                 sock.close()
+
+
+def test_refused_uploads_of_declared_length_still_get_their_answer(
+    segmenter: Segmenter, photo: Photo
+) -> None:
+    # Clients like this one read only once they have sent the whole body: closing on them
+    # would turn the answer into a connection reset.
+    settings = ServeSettings(max_upload_mb=1, api_key="k3y")
+    big = {"image": ("big.jpg", b"\xff\xd8" + bytes(2 * MB), "image/jpeg")}
+
+    async def send(url: str) -> tuple[httpx.Response, httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            keyless = await client.post(url, files={"image": (photo.name, photo.data)})
+            oversized = await client.post(url, files=big, headers={"X-API-Key": "k3y"})
+        return keyless, oversized
+
+    with served(create_app(segmenter, settings)) as server:
+        keyless, oversized = asyncio.run(send(f"{server.url}/v1/segment"))
+    assert keyless.status_code == 401 and "X-API-Key" in keyless.json()["detail"]
+    assert oversized.status_code == 413 and "max_upload_mb" in oversized.json()["detail"]
 
 
 def test_a_body_that_does_not_arrive_in_time_is_408_and_closed(

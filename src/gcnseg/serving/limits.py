@@ -1,9 +1,8 @@
 """What a request may cost, each limit checked in one place.
 
 - `ServeSettings`: the limits and the address, checked when built (before any model loads).
-- `Gate`, in front of /v1: refuses from the headers alone (401, 415, 413) and closes the
-  connection, so an unwanted body is never read; then bounds the body as it arrives, in size
-  (413) and in time (408).
+- `Gate`, in front of /v1: refuses from the headers alone (401, 415, 413), before the body is
+  read; then bounds the body as it arrives, in size (413) and in time (408).
 - `Admission`: a request's place in line and its share of the memory budget, taken once its
   body is in (so a slow client holds neither) and held until its reply is made (503 when full).
 """
@@ -32,8 +31,6 @@ from gcnseg.serving.schemas import error
 MB = 1024 * 1024
 API_KEY_HEADER = "X-API-Key"
 UPLOAD_PATHS = ("/v1/segment", "/v1/overlay")
-# Refusals from the headers close the connection: the body that may follow is never read.
-CLOSE = {"Connection": "close"}
 RETRY_AFTER = {"Retry-After": "1"}
 
 # What one request holds at its peak, per pixel of its image, measured with a 12000² upload
@@ -112,18 +109,21 @@ class Gate:
         headers = Headers(scope=scope)
         upload = scope["method"] == "POST" and scope["path"] in UPLOAD_PATHS
         refusal = self._refusal(headers, upload)
+        chunked = "content-length" not in headers  # no end to read up to: close instead
         if refusal is not None:
+            if upload and chunked:
+                refusal.headers["Connection"] = "close"
             await refusal(scope, receive, send)
             return
         if upload:
-            body = _Upload(receive, send, self)
+            body = _Upload(receive, send, self, close_early=chunked)
             receive, send = body.receive, body.send
         await self.app(scope, receive, send)
 
     def _refusal(self, headers: Headers, upload: bool) -> JSONResponse | None:
         if not key_matches(self.settings.api_key, headers.get(API_KEY_HEADER)):
             message = f"missing or wrong API key (send it in the {API_KEY_HEADER} header)"
-            return error(401, message, CLOSE)
+            return error(401, message)
         if not upload:
             return None
         content_type = headers.get("content-type", "")
@@ -131,25 +131,30 @@ class Gate:
         if not content_type.startswith("multipart/form-data"):
             sent = content_type.split(";")[0] or "no content type"
             message = f"send the image as multipart/form-data in a field named 'image', not {sent}"
-            return error(415, message, CLOSE)
+            return error(415, message)
         if length.isdigit() and int(length) > self.settings.max_upload_bytes:
-            return error(413, self.too_large, CLOSE)
+            return error(413, self.too_large)
         return None
 
 
 class _Upload:
     """One upload's body, bounded as it arrives: 413 past the size limit, 408 once its time is
-    up (FastAPI re-raises an HTTPException from body parsing as it is). A reply that starts
-    before the whole body is in (those two, or any other error) closes the connection, so the
-    rest of the body is never read."""
+    up (FastAPI re-raises an HTTPException from body parsing as it is).
 
-    def __init__(self, receive: Receive, send: Send, gate: Gate) -> None:
+    A reply that starts before the whole body is in closes the connection after those two, and
+    after any error for a body of unknown length (chunked), so the rest is never read. A body
+    of declared length is otherwise read to its end and dropped by the server, so the client,
+    which often reads only once it has sent everything, gets the reply instead of a reset.
+    """
+
+    def __init__(self, receive: Receive, send: Send, gate: Gate, *, close_early: bool) -> None:
         self._receive = receive
         self._send = send
         self.gate = gate
         self.deadline = anyio.current_time() + gate.settings.body_timeout_s
         self.received = 0
         self.done = False
+        self.close_early = close_early
 
     async def receive(self) -> Message:
         if self.done:  # the body is in: what follows (a disconnect) may take any time
@@ -158,15 +163,17 @@ class _Upload:
             with anyio.fail_after(max(0.0, self.deadline - anyio.current_time())):
                 message = await self._receive()
         except TimeoutError:
+            self.close_early = True
             raise HTTPException(408, self.gate.too_slow) from None
         self.received += len(message.get("body", b""))
         if self.received > self.gate.settings.max_upload_bytes:
+            self.close_early = True
             raise HTTPException(413, self.gate.too_large)
         self.done = message["type"] != "http.request" or not message.get("more_body", False)
         return message
 
     async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start" and not self.done:
+        if message["type"] == "http.response.start" and self.close_early and not self.done:
             headers = [*message.get("headers", []), (b"connection", b"close")]
             message = {**message, "headers": headers}
         await self._send(message)
