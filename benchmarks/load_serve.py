@@ -419,7 +419,7 @@ def main() -> int:
     clean = summaries[0]
     targets = {
         "served >= 0.9 x single-stream (clean)": clean["img_per_s"] >= 0.9 * single["img_per_s"],
-        "RSS growth < 50 MB (both phases)": all(
+        "RSS growth < 50 MB (every phase)": all(
             p.rss_after_mb - phases[0].rss_before_mb < 50 for p in phases
         ),
     }

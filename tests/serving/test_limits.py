@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import io
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from pathlib import Path
 
 import httpx2 as httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from starlette.exceptions import HTTPException
 
 from _serving import Photo, png_claiming, served
@@ -20,7 +25,14 @@ from gcnseg.data.images import MAX_PIXELS
 from gcnseg.errors import GcnsegError
 from gcnseg.inference.segmenter import Segmenter
 from gcnseg.serving.app import create_app
-from gcnseg.serving.limits import MB, Admission, ServeSettings, request_bytes
+from gcnseg.serving.limits import (
+    MB,
+    OVERLAY_BYTES_PER_PIXEL,
+    Admission,
+    ServeSettings,
+    request_bytes,
+)
+from gcnseg.viz.draw import jpeg_bytes, overlay
 
 BOUNDARY = "gcnsegboundary"
 PART_HEAD = (
@@ -138,6 +150,45 @@ def test_a_full_memory_budget_is_503_with_retry_after(
         thread.join(60)
         assert first.result(0).status_code == 200
         assert client.post("/v1/segment", files=files).status_code == 200
+
+
+def _peak_rss_since_reset() -> Callable[[], int]:
+    """Reset the process's peak RSS (Linux); the returned function gives the bytes it rose by."""
+
+    def field(name: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(name):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no {name} in /proc/self/status")
+
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    base = field("VmRSS:")
+    return lambda: field("VmHWM:") - base
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc")
+def test_the_cost_per_pixel_bounds_the_real_peak(segmenter: Segmenter) -> None:
+    side = 6000
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (200, 120, 40)).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    small = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(small, format="PNG")
+    classes = len(segmenter.classes.names)
+    with TestClient(create_app(segmenter)) as client:
+        assert client.post("/v1/segment", files={"image": ("s.png", small.getvalue())}).is_success
+        rose = _peak_rss_since_reset()
+        response = client.post("/v1/segment", files={"image": ("big.png", data)})
+        assert response.status_code == 200
+        assert rose() <= request_bytes(data, classes, overlay=False)[1]
+    # Drawing an overlay in which every pixel is painted, beside the photo and its mask.
+    photo = np.full((side, side, 3), 90, np.uint8)
+    mask = np.ones((side, side), np.uint8)
+    rose = _peak_rss_since_reset()
+    jpeg_bytes(overlay(photo, mask, segmenter.classes))
+    assert rose() <= (OVERLAY_BYTES_PER_PIXEL - 4) * side * side  # 4: the photo and mask
 
 
 # Over real sockets: what the test client cannot show (a client that sends a few bytes and waits,
