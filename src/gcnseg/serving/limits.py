@@ -36,8 +36,8 @@ RETRY_AFTER = {"Retry-After": "1"}
 # What one request holds at its peak, per pixel of its image, measured with a 12000² upload
 # (3.5 GB above the loaded model for 3 classes) and with 3000² ones of 3 and 21 classes:
 # the decoded photo, its decoding and its mask take about 12 bytes; the full-size logits take
-# 8 bytes per class (upsampling, then argmax); drawing an overlay in which every pixel is
-# painted takes up to 64 bytes (a float blend), whatever the number of classes.
+# 8 bytes per class (upsampling, then argmax); an overlay in which every pixel is painted takes
+# up to 64 bytes in all (its blend is in floats), whatever the number of classes.
 BYTES_PER_PIXEL = 12
 BYTES_PER_PIXEL_PER_CLASS = 8
 OVERLAY_BYTES_PER_PIXEL = 64
@@ -53,10 +53,10 @@ class ServeSettings:
     max_queue: int = 16  # requests admitted at once (decoding, waiting, running); more get 503
     max_batch: int = 4  # requests that wait together share one forward pass, up to this many
     # Memory the admitted requests' images may take, on top of the loaded model: one 12000²
-    # photo (4944 MB by the measured cost above) fits, with room for small ones beside it.
+    # photo for a 3-class model (4944 MB by the cost above) fits, with room for small ones.
     memory_budget_mb: float = 6144.0
     # A body must have arrived within this many seconds of its headers (20 MB needs 5.6 Mbit/s);
-    # slower uploads get 408, so a client that sends a few bytes and waits holds nothing for long.
+    # slower uploads get 408, so a client that sends a few bytes and then waits is let go.
     body_timeout_s: float = 30.0
     api_key: str | None = None
 
