@@ -1,5 +1,5 @@
 """Helpers for the server tests and fixtures (tests/serving): a photo to send, a bomb, and a
-`gcnseg serve` process on a free loopback port."""
+server on a free loopback port: `gcnseg serve` as a process, or an app served in a thread."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+import uvicorn
 from PIL import Image
 
 CAT = "Abyssinian_10.jpg"  # a cat filling a fifth of the frame
@@ -99,3 +101,35 @@ def running_server(log: Path, *args: str, ready_s: float = 180.0) -> Iterator[Se
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@dataclass
+class Served:
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def served(app: object) -> Iterator[Served]:
+    """`app` served by uvicorn (as `gcnseg serve` runs it) in a thread, on a free loopback port,
+    so tests can reach it with raw sockets; stopped at the end."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield Served(port)
+    finally:
+        server.should_exit = True
+        thread.join(30)

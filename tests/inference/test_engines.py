@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,3 +105,24 @@ def test_weights_digest_follows_the_weights() -> None:
     with torch.no_grad():
         next(model.parameters()).add_(1)
     assert engines.weights_digest(model, PETS) != before
+
+
+@pytest.mark.parametrize("engine", ["torch-fp32", "onnx", "openvino"])
+def test_one_segmenter_serves_several_threads(engine: str, tiny_pets: Path) -> None:
+    if engine != "torch-fp32":
+        pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    if engine == "openvino":
+        pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
+    photos = sorted((tiny_pets / "images").glob("*.jpg"))[:3]
+    segmenter = load("pets-default", engine=engine, device="cpu")
+    alone = segmenter.predict(photos)
+
+    def predict_in_turn(start: int) -> list:
+        order = [photos[(start + i) % len(photos)] for i in range(4)]
+        return list(zip(order, (segmenter.predict(photo) for photo in order), strict=True))
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = [a for done in pool.map(predict_in_turn, range(4)) for a in done]
+    assert len(answers) == 16
+    for photo, mask in answers:
+        np.testing.assert_array_equal(mask, alone[photos.index(photo)])

@@ -16,9 +16,9 @@ from PIL import Image
 
 from _serving import Photo, png_claiming
 from gcnseg.data.images import decode_image
-from gcnseg.errors import GcnsegError
 from gcnseg.inference.segmenter import Segmenter
-from gcnseg.serving.app import InferenceWorker, Result, Settings, create_app
+from gcnseg.serving.app import create_app
+from gcnseg.serving.limits import ServeSettings
 from gcnseg.viz.draw import overlay
 
 
@@ -90,7 +90,14 @@ def test_model_health_docs_and_page(client: TestClient, segmenter: Segmenter) ->
     assert model["colors"] == [list(c) for c in segmenter.colors]
     assert model["engine"] == "torch-fp32" and model["eval_size"] == segmenter.eval_size
     assert model["version"] and model["limits"]["max_upload_mb"] == 20
-    assert client.get("/healthz").json() == {"status": "ok", "in_line": 0, "max_queue": 16}
+    health = client.get("/healthz").json()
+    assert health == {
+        "status": "ok",
+        "in_line": 0,
+        "max_queue": 16,
+        "memory_reserved_mb": 0,
+        "memory_budget_mb": 6144,
+    }
     schema = client.get("/openapi.json").json()
     assert {"/v1/segment", "/v1/overlay", "/v1/model", "/healthz"} <= set(schema["paths"])
     docs = client.get("/docs").text
@@ -149,12 +156,12 @@ def test_a_request_without_the_image_field_is_400(client: TestClient, photo: Pho
 def test_uploads_over_the_limit_are_413_with_or_without_a_length(
     segmenter: Segmenter, photo: Photo
 ) -> None:
-    settings = Settings(max_upload_mb=0.05)  # 52 kB
+    settings = ServeSettings(max_upload_mb=0.05)  # 52 kB
     big = b"\xff\xd8" + bytes(60_000)
     with TestClient(create_app(segmenter, settings)) as client:
         response = client.post("/v1/segment", files=upload(photo, data=big))
         assert response.status_code == 413
-        assert response.json()["detail"] == "upload over the 0.05 MB limit (--max-upload-mb)"
+        assert response.json()["detail"] == "upload over the 0.05 MB limit (max_upload_mb)"
         # Chunked, without Content-Length: counted as it arrives.
         boundary = "gcnsegboundary"
         head = (
@@ -177,7 +184,7 @@ def test_uploads_over_the_limit_are_413_with_or_without_a_length(
 
 
 def test_api_key_is_required_when_set(segmenter: Segmenter, photo: Photo) -> None:
-    with TestClient(create_app(segmenter, Settings(api_key="s3cret"))) as client:
+    with TestClient(create_app(segmenter, ServeSettings(api_key="s3cret"))) as client:
         assert client.get("/v1/model").status_code == 401
         wrong = client.post("/v1/segment", files=upload(photo), headers={"X-API-Key": "nope"})
         assert wrong.status_code == 401 and "X-API-Key" in wrong.json()["detail"]
@@ -198,7 +205,7 @@ def test_a_full_line_is_503_with_retry_after(
         return real_predict(images)
 
     monkeypatch.setattr(segmenter, "predict", held_predict)
-    with TestClient(create_app(segmenter, Settings(max_queue=1))) as client:
+    with TestClient(create_app(segmenter, ServeSettings(max_queue=1))) as client:
         first: Future = Future()
         thread = threading.Thread(
             target=lambda: first.set_result(client.post("/v1/segment", files=upload(photo)))
@@ -210,7 +217,7 @@ def test_a_full_line_is_503_with_retry_after(
             time.sleep(0.01)
         busy = client.post("/v1/segment", files=upload(photo))
         assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
-        assert "--max-queue 1" in busy.json()["detail"]
+        assert "max_queue 1" in busy.json()["detail"]
         release.set()
         thread.join(60)
         assert first.result(0).status_code == 200
@@ -247,59 +254,3 @@ def test_the_inference_thread_stops_with_the_app(segmenter: Segmenter) -> None:
         assert client.get("/healthz").status_code == 200
         assert inference_threads() == before + 1
     assert inference_threads() == before
-
-
-class FakeSegmenter:
-    """Masks filled with each image's first pixel value, so answers can be told apart; the
-    first call waits for `release`, so later jobs queue up behind it."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.batches: list[int] = []
-
-    def predict(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        assert self.release.wait(30)
-        self.batches.append(len(images))
-        if any(image[0, 0, 0] == 99 for image in images):
-            raise RuntimeError("boom")
-        return [np.full(image.shape[:2], image[0, 0, 0], np.uint8) for image in images]
-
-
-def test_waiting_requests_share_a_forward_pass_and_keep_their_own_masks() -> None:
-    fake = FakeSegmenter()
-    worker = InferenceWorker(fake, max_batch=2)  # type: ignore[arg-type]
-    images = [np.full((4, 5, 3), value, np.uint8) for value in (1, 2, 3, 4)]
-    futures = [worker.submit(images[0])]
-    time.sleep(0.1)  # the first batch (of one) is running and waiting for release
-    futures += [worker.submit(image) for image in images[1:]]
-    fake.release.set()
-    results: list[Result] = [future.result(30) for future in futures]
-    worker.close()
-    assert fake.batches == [1, 2, 1]
-    assert [int(r.mask[0, 0]) for r in results] == [1, 2, 3, 4]
-    assert [r.batch for r in results] == [1, 2, 2, 1]
-
-
-def test_a_failing_batch_fails_its_requests_and_the_worker_goes_on() -> None:
-    fake = FakeSegmenter()
-    fake.release.set()
-    worker = InferenceWorker(fake, max_batch=1)  # type: ignore[arg-type]
-    bad = worker.submit(np.full((2, 2, 3), 99, np.uint8))
-    with pytest.raises(RuntimeError, match="boom"):
-        bad.result(30)
-    assert int(worker.submit(np.full((2, 2, 3), 7, np.uint8)).result(30).mask[0, 0]) == 7
-    worker.close()
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"max_upload_mb": 0}, "--max-upload-mb"),
-        ({"max_queue": 0}, "--max-queue"),
-        ({"max_batch": 0}, "--max-batch"),
-        ({"api_key": ""}, "--api-key"),
-    ],
-)
-def test_settings_are_checked(options: dict, message: str) -> None:
-    with pytest.raises(GcnsegError, match=message):
-        Settings(**options)

@@ -11,13 +11,40 @@ import httpx2 as httpx
 import pytest
 
 from _serving import Photo, running_server
-from gcnseg.cli import build_parser
+from gcnseg.cli import build_parser, main
+from gcnseg.inference import segmenter
 
 
 def test_serve_binds_loopback_by_default() -> None:
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port, args.checkpoint) == ("127.0.0.1", 8000, "pets-default")
     assert (args.max_upload_mb, args.max_queue) == (20.0, 16)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--port", "99999"], "port"),
+        (["--port", "-1"], "port"),
+        (["--max-upload-mb", "inf"], "max_upload_mb"),
+        (["--max-upload-mb", "nan"], "max_upload_mb"),
+        (["--max-upload-mb", "0"], "max_upload_mb"),
+        (["--max-upload-mb", "-3"], "max_upload_mb"),
+        (["--max-queue", "0"], "max_queue"),
+        (["--memory-budget-mb", "inf"], "memory_budget_mb"),
+        (["--body-timeout-s", "0"], "body_timeout_s"),
+    ],
+)
+def test_bad_settings_are_one_line_before_the_model_loads(
+    flags: list[str], named: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    def load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded before the settings were checked")
+
+    monkeypatch.setattr(segmenter, "load", load)
+    assert main(["serve", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err
 
 
 @pytest.mark.slow

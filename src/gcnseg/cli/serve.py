@@ -23,6 +23,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--max-batch", type=int, default=4, help="requests waiting together share a forward pass"
     )
     serve.add_argument(
+        "--memory-budget-mb", type=float, default=6144.0, help="for the images in line; 503 past it"
+    )
+    serve.add_argument("--body-timeout-s", type=float, default=30.0, help="slower uploads get 408")
+    serve.add_argument(
         "--api-key",
         default=os.environ.get("GCNSEG_API_KEY"),
         help="require this key in the X-API-Key header (default: $GCNSEG_API_KEY, else none)",
@@ -34,5 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from gcnseg.serving.server import serve
 
     options = ("host", "port", "engine", "device", "max_upload_mb", "max_queue", "max_batch")
+    options += ("memory_budget_mb", "body_timeout_s")
     serve(args.checkpoint, api_key=args.api_key, **{k: getattr(args, k) for k in options})
     return 0

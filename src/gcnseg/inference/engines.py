@@ -17,6 +17,7 @@ import importlib.util
 import io
 import json
 import logging
+import queue
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -96,7 +97,12 @@ class OnnxEngine:
 
 
 class OpenVinoEngine:
-    """OpenVINO's CPU plugin on an ONNX export; bf16 inference where the CPU computes it natively."""
+    """OpenVINO's CPU plugin on an ONNX export; bf16 inference where the CPU computes it natively.
+
+    An infer request runs one inference at a time ("Infer Request is busy" otherwise), so each
+    call borrows an idle one from a pool, made when none is idle: as many as calls that ever
+    overlapped, and threads may share the engine as they do the other engines.
+    """
 
     def __init__(self, path: Path, *, threads: int | None = None) -> None:
         try:
@@ -111,12 +117,21 @@ class OpenVinoEngine:
             self.model = openvino.Core().compile_model(str(path), "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError and its own types
             raise GcnsegError(f"{path}: not a loadable ONNX model ({exc})") from None
-        self.request = self.model.create_infer_request()
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle.put(self.model.create_infer_request())
         self.name = f"openvino-{precision}"
 
     def __call__(self, images: Tensor) -> Tensor:
-        result = self.request.infer({0: exported_input(images)})
-        return torch.from_numpy(np.array(result[self.model.output(0)]))
+        try:
+            request = self._idle.get_nowait()
+        except queue.Empty:
+            request = self.model.create_infer_request()
+        try:
+            result = request.infer({0: exported_input(images)})
+            # A copy: the request's output tensor is overwritten by its next inference.
+            return torch.from_numpy(np.array(result[self.model.output(0)]))
+        finally:
+            self._idle.put(request)
 
 
 def import_onnxruntime() -> ModuleType:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from pathlib import Path
+from typing import Any
 
 from gcnseg.errors import GcnsegError
 
@@ -18,20 +19,20 @@ SHUTDOWN_GRACE_S = 30
 def serve(
     checkpoint: str | Path = "pets-default",
     *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
     engine: str = "auto",
     device: str = "auto",
-    max_upload_mb: float = 20.0,
-    max_queue: int = 16,
-    max_batch: int = 4,
-    api_key: str | None = None,
+    **settings: Any,
 ) -> None:
-    """Load the model, then serve until SIGTERM or SIGINT (both finish in-flight requests)."""
+    """Load the model, then serve until SIGTERM or SIGINT (both finish in-flight requests).
+
+    `settings`: the fields of `ServeSettings` (host, port, max_upload_mb, max_queue, max_batch,
+    memory_budget_mb, body_timeout_s, api_key), checked before the model loads.
+    """
     try:
         import uvicorn
 
-        from gcnseg.serving.app import Settings, create_app
+        from gcnseg.serving.app import create_app
+        from gcnseg.serving.limits import ServeSettings
     except ImportError as exc:
         raise GcnsegError(
             f"gcnseg serve needs the serve extra ({exc.name} is missing): "
@@ -39,14 +40,13 @@ def serve(
         ) from None
     from gcnseg.inference.segmenter import load
 
-    settings = Settings(
-        max_upload_mb=max_upload_mb, max_queue=max_queue, max_batch=max_batch, api_key=api_key
-    )
+    limits = ServeSettings(**settings)
+    host, port = limits.host, limits.port
     segmenter = load(checkpoint, engine=engine, device=device)
-    if api_key is None and not _is_loopback(host):
+    if limits.api_key is None and not _is_loopback(host):
         log.warning("serving on %s without --api-key: anyone who can reach it can use it", host)
     config = uvicorn.Config(
-        create_app(segmenter, settings),
+        create_app(segmenter, limits),
         host=host,
         port=port,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
