@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import re
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from gcnseg.errors import GcnsegError
+from gcnseg.extras import install_hint
 from gcnseg.inference import engines
 from gcnseg.inference.segmenter import load
 
@@ -34,6 +37,37 @@ def test_auto_follows_what_is_installed_and_the_cpu(
     monkeypatch.setattr(engines, "cpu_features", lambda: {"native_bf16": bf16})
     name, reason = engines.choose("auto", CPU)
     assert name == expected and reason
+
+
+@pytest.mark.parametrize(
+    ("onnx", "bf16", "missing"),
+    [(True, True, "OpenVINO"), (False, True, "OpenVINO"), (False, False, "ONNX Runtime")],
+)
+def test_auto_names_the_faster_engine_that_is_missing(monkeypatch, onnx, bf16, missing) -> None:
+    monkeypatch.setattr(engines, "onnx_available", lambda: onnx)
+    monkeypatch.setattr(engines, "openvino_available", lambda: False)
+    monkeypatch.setattr(engines, "cpu_features", lambda: {"native_bf16": bf16})
+    extras = ("openvino",) if onnx else ("onnx", "openvino") if bf16 else ("onnx",)
+    _, reason = engines.choose("auto", CPU)
+    assert f"{missing} " in reason and reason.endswith(install_hint(*extras))
+
+
+@pytest.mark.parametrize(("module", "extra"), [("onnxruntime", "onnx"), ("openvino", "openvino")])
+def test_a_missing_engine_says_how_to_install_it(monkeypatch, module, extra) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # `import` now raises ImportError
+    with pytest.raises(GcnsegError, match=re.escape(install_hint(extra))):
+        if module == "onnxruntime":
+            engines.import_onnxruntime()
+        else:
+            engines.OpenVinoEngine(Path("unused.onnx"))
+
+
+def test_auto_says_nothing_is_missing_when_it_has_the_fastest(monkeypatch) -> None:
+    monkeypatch.setattr(engines, "onnx_available", lambda: True)
+    for openvino, bf16 in ((True, True), (False, False)):
+        monkeypatch.setattr(engines, "openvino_available", lambda openvino=openvino: openvino)
+        monkeypatch.setattr(engines, "cpu_features", lambda bf16=bf16: {"native_bf16": bf16})
+        assert "pip install" not in engines.choose("auto", CPU)[1]
 
 
 def test_torch_uses_bf16_only_where_the_cpu_has_it(monkeypatch) -> None:

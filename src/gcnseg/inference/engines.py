@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from gcnseg.classes import ClassSet
 from gcnseg.errors import GcnsegError
+from gcnseg.extras import install_hint
 from gcnseg.inference import ENGINES
 from gcnseg.runtime import autocast, cpu_features, prepare_images
 
@@ -101,7 +102,7 @@ class OpenVinoEngine:
         try:
             import openvino
         except ImportError:
-            raise GcnsegError("openvino is not installed: pip install gcnseg[openvino]") from None
+            raise GcnsegError(f"openvino is not installed: {install_hint('openvino')}") from None
         precision = "bf16" if native_bf16() else "f32"
         config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:
@@ -145,7 +146,7 @@ def import_onnxruntime() -> ModuleType:
     try:
         import onnxruntime
     except ImportError:
-        raise GcnsegError("onnxruntime is not installed: pip install gcnseg[onnx]") from None
+        raise GcnsegError(f"onnxruntime is not installed: {install_hint('onnx')}") from None
     return onnxruntime
 
 
@@ -187,11 +188,22 @@ def choose(requested: str, device: torch.device) -> tuple[str, str]:
         return "torch-fp32", f"a {device.type} device is in use"
     if native_bf16() and openvino_available():
         return "openvino", "the CPU has native bf16 and OpenVINO is installed: fastest measured"
+    missing = _faster_engine_missing()
     if onnx_available():
-        return "onnx", "ONNX Runtime fp32 is the fastest installed engine without native bf16"
+        return "onnx", "ONNX Runtime fp32 is the fastest installed engine" + missing
     if native_bf16():
-        return "torch-bf16", "onnxruntime is not installed; the CPU has native bf16"
-    return "torch-fp32", "onnxruntime is not installed and the CPU has no native bf16"
+        return "torch-bf16", "onnxruntime is not installed; the CPU has native bf16" + missing
+    return "torch-fp32", "onnxruntime is not installed and the CPU has no native bf16" + missing
+
+
+def _faster_engine_missing() -> str:
+    """What `auto` would have taken on this CPU had it been installed, and how to install it."""
+    if native_bf16():
+        extras = ("openvino",) if onnx_available() else ("onnx", "openvino")
+        return f"; OpenVINO in bf16 is faster on this CPU, install it: {install_hint(*extras)}"
+    if not onnx_available():
+        return f"; ONNX Runtime is faster on this CPU, install it: {install_hint('onnx')}"
+    return ""
 
 
 def openvino_available() -> bool:

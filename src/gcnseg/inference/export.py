@@ -20,6 +20,7 @@ from torch import nn
 from gcnseg.checkpoint import load_checkpoint, model_from_checkpoint
 from gcnseg.classes import ClassSet
 from gcnseg.errors import GcnsegError
+from gcnseg.extras import install_hint
 from gcnseg.io.atomic import atomic_path
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ def _import_onnx() -> ModuleType:
     try:
         import onnx
     except ImportError:
-        raise GcnsegError("onnx is not installed: pip install gcnseg[onnx]") from None
+        raise GcnsegError(f"onnx is not installed: {install_hint('onnx')}") from None
     return onnx
 
 

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from gcnseg.errors import GcnsegError
+from gcnseg.extras import install_hint
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,7 @@ def serve(
         from gcnseg.serving.app import Settings, create_app
     except ImportError as exc:
         raise GcnsegError(
-            f"gcnseg serve needs the serve extra ({exc.name} is missing): "
-            "pip install 'gcnseg[serve]'"
+            f"gcnseg serve needs the serve extra ({exc.name} is missing): {install_hint('serve')}"
         ) from None
     from gcnseg.inference.segmenter import load
 
