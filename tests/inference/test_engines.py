@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sys
 from pathlib import Path
@@ -137,3 +138,53 @@ def test_weights_digest_follows_the_weights() -> None:
     with torch.no_grad():
         next(model.parameters()).add_(1)
     assert engines.weights_digest(model, PETS) != before
+
+
+def _tiny_model(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Conv2d(3, 3, 1).eval()  # three classes, like PETS
+
+
+def _build_onnx(model: torch.nn.Module, **kwargs) -> engines.Engine:
+    from gcnseg.data.oxford_pets import PETS
+
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    return engines.build("onnx", model, device=CPU, classes=PETS, model_name="tiny", **kwargs)
+
+
+def test_onnx_export_is_cached_once_where_asked(tmp_path: Path, caplog) -> None:
+    model = _tiny_model(0)
+    with caplog.at_level("INFO", logger="gcnseg.inference.engines"):
+        first = _build_onnx(model, cache_dir=tmp_path / "cache")
+        second = _build_onnx(model, cache_dir=tmp_path / "cache")
+    assert first.path == second.path and first.path.parent == tmp_path / "cache/weights/onnx"
+    assert first.path.is_file()
+    assert sum("exporting" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_cache_off_writes_nothing_and_the_engine_still_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GCNSEG_CACHE", "off")
+    model = _tiny_model(1)
+    engine = _build_onnx(model)
+    assert not engine.path.exists()  # the temporary export is gone once loaded
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        expected = model(images.float() / 255)
+    assert torch.allclose(engine(images), expected, atol=1e-5)
+    assert not (tmp_path / "home").exists()
+    assert not _build_onnx(model, cache_dir=False).path.exists()
+
+
+def test_cache_keeps_to_its_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "weights" / "onnx"
+    folder.mkdir(parents=True)
+    old = [folder / f"{name}.onnx" for name in ("a", "b", "c")]
+    for i, path in enumerate(old):  # three 1 MB exports, "a" the least recently used
+        path.write_bytes(b"\0" * 2**20)
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    monkeypatch.setenv("GCNSEG_CACHE_MB", "1.5")  # room for "c" and the new, small export
+    engine = _build_onnx(_tiny_model(2), cache_dir=tmp_path)
+    assert sorted(folder.glob("*.onnx")) == sorted([engine.path, *old[2:]])

@@ -188,6 +188,23 @@ def test_url_is_downloaded_once_into_cache(
     assert http_server.paths == [f"/{url.rsplit('/', 1)[1]}"]
 
 
+def test_url_with_the_cache_off_is_fetched_each_time_and_kept_nowhere(
+    http_server: LoopbackServer,
+    tmp_path: Path,
+    trained: torch.nn.Module,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GCNSEG_CACHE", "off")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_dir() is None
+    url = serve_weights(http_server, trained, good_hash=True)
+    for _ in range(2):
+        fresh = resnet18()
+        load_backbone_weights(fresh, url)
+        assert_same_weights(fresh, trained)
+    assert len(http_server.paths) == 2 and not (tmp_path / "home").exists()
+
+
 def test_url_with_wrong_name_hash_fails(
     http_server: LoopbackServer, tmp_path: Path, trained: torch.nn.Module
 ) -> None:

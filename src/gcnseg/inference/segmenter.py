@@ -24,6 +24,7 @@ from gcnseg.data.images import read_image, to_rgb
 from gcnseg.data.transforms import Letterbox, letterbox, to_chw_tensor, unletterbox
 from gcnseg.errors import GcnsegError
 from gcnseg.inference import engines
+from gcnseg.io.cache import CacheDir
 from gcnseg.runtime import resolve_device
 
 log = logging.getLogger(__name__)
@@ -218,10 +219,12 @@ def load(
     scales: Sequence[float] = (1.0,),
     size: int | None = None,
     batch_size: int = 4,
+    cache_dir: CacheDir = None,
 ) -> Segmenter:
     """A Segmenter for a packaged model's name, a run folder, a checkpoint, a folder written by
     `save_pretrained`, or an exported `.onnx` file. `engine`: see `gcnseg.inference.engines`.
-    `flip` and `scales` (e.g. 0.75, 1, 1.25) turn on test-time augmentation."""
+    `flip` and `scales` (e.g. 0.75, 1, 1.25) turn on test-time augmentation. `cache_dir`: where
+    the onnx/openvino engines cache their export (False: nowhere; see `gcnseg.io.cache`)."""
     scales = check_scales(scales)
     path = Path(source)
     if path.suffix == ".onnx":
@@ -249,6 +252,7 @@ def load(
         scales=scales,
         batch_size=batch_size,
         info=info,
+        cache_dir=cache_dir,
     )
 
 
@@ -280,11 +284,14 @@ def from_module(
     scales: tuple[float, ...] = (1.0,),
     batch_size: int = 4,
     info: dict[str, Any] | None = None,
+    cache_dir: CacheDir = None,
 ) -> Segmenter:
     """A Segmenter around a torch model in memory (a loaded checkpoint, or one being trained)."""
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     name, reason = engines.choose(engine, dev)
-    runner = engines.build(name, model, device=dev, classes=classes, model_name=model_name)
+    runner = engines.build(
+        name, model, device=dev, classes=classes, model_name=model_name, cache_dir=cache_dir
+    )
     log.info("engine: %s (%s)", runner.name, reason)
     return Segmenter(
         runner,
