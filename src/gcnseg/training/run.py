@@ -30,6 +30,7 @@ from gcnseg.data.samples import DatasetIndex
 from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
 from gcnseg.data.transforms import train_transform
 from gcnseg.errors import GcnsegError
+from gcnseg.extras import install_hint
 from gcnseg.io.atomic import write_json, write_text
 from gcnseg.models.backbones import get_backbone_spec
 from gcnseg.models.registry import model_entry
@@ -392,7 +393,8 @@ def _tensorboard(run_dir: Path):
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         log.warning(
-            "train.tensorboard is set but tensorboard is not installed: pip install 'gcnseg[tensorboard]'"
+            "train.tensorboard is set but tensorboard is not installed: %s",
+            install_hint("tensorboard"),
         )
         return None
     return SummaryWriter(str(run_dir / "tensorboard"))
