@@ -225,6 +225,8 @@ class TrainConfig(_Section):
     sync_bn: bool = False
     dice_weight: float = 0.0  # loss = CE + dice_weight * (1 - Dice)
     label_smoothing: float = 0.0  # of the cross-entropy's targets
+    # CE weights per class from the training labels (see gcnseg.training.losses.class_weights)
+    class_weights: Literal["none", "median_frequency", "sqrt_median_frequency"] = "none"
     ema_decay: float | None = None  # validate, save and ship an EMA of the weights (e.g. 0.995)
     monitor: Literal["miou", "pixel_accuracy", "loss"] = "miou"
     eval_flip: bool = False  # flip test-time augmentation during validation

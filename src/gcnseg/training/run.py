@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
@@ -45,7 +47,7 @@ from gcnseg.training.distributed import DistInfo, ShardSampler
 from gcnseg.training.ema import WeightEMA
 from gcnseg.training.init import apply_init, check_init_model
 from gcnseg.training.interrupts import Interrupts
-from gcnseg.training.losses import SegmentationLoss
+from gcnseg.training.losses import SegmentationLoss, class_weights
 from gcnseg.training.rundata import DATA_FILE, MANIFEST_FILE, data_record, resume_data
 from gcnseg.training.schedule import LRSchedule
 
@@ -373,7 +375,7 @@ def setup_run(
         schedule=schedule,
         amp=amp,
         scaler=torch.amp.GradScaler("cuda", enabled=amp == "fp16"),
-        loss_fn=SegmentationLoss(cfg.train.dice_weight, label_smoothing=cfg.train.label_smoothing),
+        loss_fn=_loss(cfg, train_set.samples, classes, info).to(device),
         train_set=train_set,
         sampler=sampler,
         val_loader=val_loader,
@@ -398,3 +400,27 @@ def _tensorboard(run_dir: Path):
         )
         return None
     return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _loss(cfg: Config, samples: list, classes: ClassSet, info: DistInfo) -> SegmentationLoss:
+    """The training loss, its class weights (if asked for) counted on the training labels."""
+    weight = None
+    if cfg.train.class_weights != "none":
+        weight = class_weights(_labels(samples), len(classes.names), cfg.train.class_weights)
+        if info.is_main:
+            shown = ", ".join(
+                f"{n} {w:.2f}" for n, w in zip(classes.names, weight.tolist(), strict=True)
+            )
+            log.info("class weights (%s): %s", cfg.train.class_weights, shown)
+    return SegmentationLoss(
+        cfg.train.dice_weight, label_smoothing=cfg.train.label_smoothing, weight=weight
+    )
+
+
+def _labels(samples: list) -> Iterator[np.ndarray]:
+    """Each readable training label (an unreadable pair is skipped here, as in training)."""
+    for sample in samples:
+        try:
+            yield sample.load_label()
+        except GcnsegError:
+            continue
