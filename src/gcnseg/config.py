@@ -419,8 +419,8 @@ def starter_config(
         f"# {pairs} image/mask pairs; classes (from the data): {', '.join(classes.names)}",
         *fitted,
         "# Train with: gcnseg train --config THIS_FILE   (print the result: add --print-config)",
-        "# Small dataset? Start from a segmentation model: set model.init to pets-default and",
-        "# model.name to gcn_efficientnet_lite2 (its architecture).",
+        "# Small dataset? Start from a segmentation model: set model.init to pets-default",
+        "# (its architecture, gcn_efficientnet_lite2, becomes the run's).",
         "",
     ]
     return "\n".join(header) + yaml.safe_dump(cfg.to_dict(), sort_keys=False)
