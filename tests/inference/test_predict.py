@@ -26,6 +26,9 @@ def test_summary_records_model_engine_and_what_was_left_out(tmp_path: Path) -> N
         "out": str(tmp_path / "p"),
         "written": 2,
         "skipped": ["bad.jpg: not an image"],
+        "no_panel": [],
+        "left": 0,
+        "interrupted": False,
     }
 
 
