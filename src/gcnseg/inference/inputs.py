@@ -59,9 +59,9 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             listed = sorted(Path(p) for p in glob.glob(item, recursive=True))
             if not listed:
                 raise GcnsegError(f"{item}: no such file, folder or matching pattern")
-        outputs = [p for p in listed if is_output_name(p)]
-        earlier_outputs += len(outputs)
-        found += [p for p in listed if p not in outputs and not p.is_dir() and _keep(p)]
+        inputs_here = [p for p in listed if not is_output_name(p)]
+        earlier_outputs += len(listed) - len(inputs_here)
+        found += [p for p in inputs_here if not p.is_dir() and _keep(p)]
     if earlier_outputs:
         log.info("not segmenting %d files named like earlier predictions", earlier_outputs)
     by_identity: dict[Path, Path] = {}
@@ -81,19 +81,26 @@ def check_no_overwrite(inputs: list[Path], prefixes: list[Path]) -> None:
     """Refuse, before any work, an output (`prefixes[i]` + one of OUTPUT_SUFFIXES) that is an
     input: `predict pin/cat.jpg pin/cat_overlay.jpg --out pin` would replace the user's file."""
     by_identity = {_identity(p): p for p in inputs}
-    existing = [p for p in inputs if p.exists()]
+    by_inode = {_inode(p): p for p in inputs}  # a link to an input, or a case-blind disk
+    by_inode.pop(None, None)
     for source, prefix in zip(inputs, prefixes, strict=True):
         for suffix in OUTPUT_SUFFIXES:
             out = Path(f"{prefix}{suffix}")
-            clash = by_identity.get(_identity(out))
-            if clash is None and out.exists():  # a link to an input, or a case-blind disk
-                clash = next((p for p in existing if os.path.samefile(p, out)), None)
+            clash = by_identity.get(_identity(out)) or by_inode.get(_inode(out))
             if clash is not None:
                 kind = suffix[1:].split(".")[0]
                 raise GcnsegError(
                     f"{clash}: the {kind} of {source} would overwrite this input; "
                     "write the predictions to another folder"
                 )
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _identity(path: Path) -> Path:
