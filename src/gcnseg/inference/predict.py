@@ -9,9 +9,14 @@ overwrite an input, and Ctrl-C still leaves a summary of what was done.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 from torch.utils.data import DataLoader
@@ -23,7 +28,7 @@ from gcnseg.data.images import image_orientation, orient, read_mask
 from gcnseg.data.oxford_pets import truth_sample
 from gcnseg.errors import GcnsegError
 from gcnseg.inference.inputs import check_no_overwrite, expand_inputs, output_stems
-from gcnseg.inference.segmenter import load
+from gcnseg.inference.segmenter import Prediction, Segmenter, load
 from gcnseg.io.atomic import write_json
 from gcnseg.logs import progress_enabled
 from gcnseg.viz.draw import check_alpha, overlay, panel, save_image, save_mask_png
@@ -82,33 +87,77 @@ def predict_files(
     )
     summary = PredictSummary(0, segmenter.engine_name)
     bar_off = len(paths) < 2 or not progress_enabled()
+    predictions = segmenter.stream(loader)
     try:
-        with tqdm(total=len(paths), desc="predict", disable=bar_off) as bar:
-            for prediction in segmenter.stream(loader):
-                if prediction.error is not None:
-                    log.warning("skipping %s", prediction.error)
-                    summary.skipped.append(prediction.error)
-                else:
-                    i = prediction.index
-                    image = prediction.fields["original_image"]
-                    try:
-                        truth = find_truth(paths[i], masks_dir, segmenter.classes)
-                    except GcnsegError as exc:  # the mask and overlay are still worth writing
-                        log.warning("no panel for %s: %s", paths[i], exc)
-                        summary.no_panel.append(str(exc))
-                        truth = None
-                    _write_outputs(
-                        out_dir / stems[i], image, prediction.mask, truth, segmenter.classes, alpha
-                    )
-                    summary.written += 1
+        with (
+            _stop_requests() as stop_requested,
+            tqdm(total=len(paths), desc="predict", disable=bar_off) as bar,
+        ):
+            for prediction in predictions:
+                _record(prediction, paths, stems, out_dir, masks_dir, segmenter, alpha, summary)
                 bar.update(1)
+                if stop_requested():
+                    summary.interrupted = True
+                    break
     except KeyboardInterrupt:
         summary.interrupted = True
+    finally:
+        predictions.close()  # stops the DataLoader's workers before anything else is said
+    if summary.interrupted:
         summary.left = len(paths) - summary.written - len(summary.skipped)
-        raise PredictInterrupted(summary) from None
+        raise PredictInterrupted(summary)
     if summary.written == 0:
         raise GcnsegError(f"none of the {len(paths)} inputs could be segmented")
     return summary
+
+
+def _record(
+    prediction: Prediction,
+    paths: list[Path],
+    stems: list[str],
+    out_dir: Path,
+    masks_dir: Path | None,
+    segmenter: Segmenter,
+    alpha: float,
+    summary: PredictSummary,
+) -> None:
+    """Write one prediction's files, or note why there are none (or no panel)."""
+    if prediction.error is not None:
+        log.warning("skipping %s", prediction.error)
+        summary.skipped.append(prediction.error)
+        return
+    i = prediction.index
+    try:
+        truth = find_truth(paths[i], masks_dir, segmenter.classes)
+    except GcnsegError as exc:  # the mask and overlay are still worth writing
+        log.warning("no panel for %s: %s", paths[i], exc)
+        summary.no_panel.append(str(exc))
+        truth = None
+    image = prediction.fields["original_image"]
+    _write_outputs(out_dir / stems[i], image, prediction.mask, truth, segmenter.classes, alpha)
+    summary.written += 1
+
+
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C asks to stop after the image at hand (a second one stops at once). Cut at any
+    point, the main process can be caught taking a batch from a DataLoader worker, and the
+    worker then prints a traceback of the broken transfer."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested.is_set  # signal handlers can only be set from the main thread
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield requested.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def write_summary(
