@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-dependencies = ["torch", "numpy", "PIL", "albumentations", "yaml"]
+dependencies = ["torch", "numpy", "PIL", "yaml"]
 
 # A clone used without `pip install`: import the package from its source folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))

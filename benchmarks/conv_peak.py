@@ -1,7 +1,7 @@
 """The dense-convolution peak of this CPU: one large 3×3 convolution, fp32 and bf16.
 
-Issue 15 asks what share of this peak GCN-ResNet50's training reaches (`gcnseg bench` reports the
-model's achieved GFLOP/s, counting a training step as 3× the forward FLOPs). Usage:
+GCN-ResNet50's training is compared with this peak (`gcnseg bench` reports the model's achieved
+GFLOP/s, counting a training step as 3× the forward FLOPs). Usage:
 
     .venv/bin/python benchmarks/conv_peak.py --threads 2 --json benchmarks/results/conv_peak.json
 """

@@ -1,4 +1,5 @@
-"""Accuracy guard for the inference engines on the real sample's test split (README table).
+"""Accuracy guard for the inference engines on the real sample's test split (the table in
+benchmarks/README.md, "The same model on every engine").
 
     .venv/bin/python benchmarks/engine_accuracy.py [--flip] [--out benchmarks/results/engines.md]
 

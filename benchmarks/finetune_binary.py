@@ -1,4 +1,5 @@
-"""Fine-tuning from a segmentation model vs from ImageNet, on a small task of one's own (README).
+"""Fine-tuning from a segmentation model vs from ImageNet, on a small task of one's own
+(benchmarks/README.md, "Fine-tuning from a segmentation model").
 
     .venv/bin/python benchmarks/finetune_binary.py --minutes 5 [--out runs/finetune_binary]
 

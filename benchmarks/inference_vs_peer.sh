@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 13, point 5: GCN-Lite0's inference engines beside torchvision's LRASPP-MobileNetV3, side by
-# side in one run, 512², 2 threads, batch 4 (img/s) and batch 1 (p50 latency). The peer runs
-# before and after ours, so a drift in the machine shows. Run it on an idle machine.
+# GCN-Lite0's inference engines beside torchvision's LRASPP-MobileNetV3, side by side in one
+# run, 512², 2 threads, batch 4 (img/s) and batch 1 (p50 latency). The peer runs before and
+# after ours, so a drift in the machine shows. Run it on an idle machine.
 #   PEER_PYTHON=/tmp/peer/bin/python benchmarks/inference_vs_peer.sh [OUT_DIR]
 # (the peer's venv: see the docstring of ../shared/tools/peer_bench.py)
 set -euo pipefail

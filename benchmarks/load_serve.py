@@ -213,7 +213,7 @@ async def slow_client(
             while not stop.is_set():
                 try:
                     reply = await asyncio.wait_for(reader.read(4096), 1.0)
-                except asyncio.TimeoutError:  # not TimeoutError itself before Python 3.11
+                except TimeoutError:  # not TimeoutError itself before Python 3.11
                     if drip:
                         writer.write(b"x")
                         await writer.drain()

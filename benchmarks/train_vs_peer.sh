@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 15, point 1: training speed of GCN-Lite0 and GCN-ResNet50 beside torchvision's
+# Training speed of GCN-Lite0 and GCN-ResNet50 beside torchvision's
 # LRASPP-MobileNetV3 and DeepLabV3-ResNet50, side by side in one run, 512², batch 4, 2 threads,
 # each model in channels-last fp32 and with bf16 autocast, then the dense 3×3 convolution peak
 # that GCN-ResNet50's achieved GFLOP/s is compared against. The light peer runs before and after

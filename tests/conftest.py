@@ -51,3 +51,11 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite's ONNX exports and downloads go to a temporary cache, never the user's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GCNSEG_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield

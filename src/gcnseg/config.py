@@ -225,6 +225,8 @@ class TrainConfig(_Section):
     sync_bn: bool = False
     dice_weight: float = 0.0  # loss = CE + dice_weight * (1 - Dice)
     label_smoothing: float = 0.0  # of the cross-entropy's targets
+    # CE weights per class from the training labels (see gcnseg.training.losses.class_weights)
+    class_weights: Literal["none", "median_frequency", "sqrt_median_frequency"] = "none"
     ema_decay: float | None = None  # validate, save and ship an EMA of the weights (e.g. 0.995)
     monitor: Literal["miou", "pixel_accuracy", "loss"] = "miou"
     eval_flip: bool = False  # flip test-time augmentation during validation
@@ -417,8 +419,8 @@ def starter_config(
         f"# {pairs} image/mask pairs; classes (from the data): {', '.join(classes.names)}",
         *fitted,
         "# Train with: gcnseg train --config THIS_FILE   (print the result: add --print-config)",
-        "# Small dataset? Start from a segmentation model: set model.init to pets-default and",
-        "# model.name to gcn_efficientnet_lite2 (its architecture).",
+        "# Small dataset? Start from a segmentation model: set model.init to pets-default",
+        "# (its architecture, gcn_efficientnet_lite2, becomes the run's).",
         "",
     ]
     return "\n".join(header) + yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -80,6 +80,24 @@ def packaged_models() -> list[str]:
     return sorted(PACKAGED)
 
 
+def packaged_table() -> str:
+    """The models shipped in the package: name, architecture, classes, eval size, data, metrics."""
+    from gcnseg.checkpoint import load_checkpoint
+
+    lines = ["packaged model   architecture              eval size  val mIoU  data: classes"]
+    for name in packaged_models():
+        where = resolve_source(name)
+        payload = load_checkpoint(where.path)
+        config, classes = _config_and_classes(payload, where.path)
+        miou = (payload.get("metrics") or {}).get("val_miou")
+        shown = f"{miou:.4f}" if isinstance(miou, float) else "-"
+        lines.append(
+            f"{name:<16} {config.model.name:<25} {config.data.eval_size:>9}  {shown:>8}  "
+            f"{where.training_data['name']}: {', '.join(classes.names)}"
+        )
+    return "\n".join(lines)
+
+
 def resolve_source(source: str | Path) -> ModelSource:
     """What `source` names, or one line saying why it names nothing usable."""
     if source is None or str(source) == "":

@@ -26,7 +26,7 @@ def test_engines_keep_the_packaged_models_accuracy_on_real_photos(
     pets_root: Path, tmp_path
 ) -> None:
     """mIoU within 0.003 of torch fp32 (int8 within 0.005), argmax agreement >= 99.5%, on the
-    24 images spread over the sample's test split (the README's table covers all 97)."""
+    24 images spread over the sample's test split (the table in benchmarks/README.md covers all 97)."""
     pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
     from gcnseg.inference.export import export_checkpoint
     from gcnseg.inference.quantize import calibration_images

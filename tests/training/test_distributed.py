@@ -21,8 +21,10 @@ Measured at 64², AdamW 3e-4 (backbone) / 3e-3 (decoder), on two 8-image trainin
 photos: relative differences of 1.7-4.3 % at step 1 and 4.4-4.8 % at step 2 (with BatchNorm frozen,
 effect 2 alone: 1.1 % at step 1; AdamW's first, sign-like update then amplifies small gradient
 differences). On two 8-image sets of generated pets (images 1-4 of each breed, as here, and 4-7):
-2.3-3.7 % at step 1 and 1.6-7.0 % at step 2. Hence the loose tolerance on the single-vs-DDP
-comparison, ``LOSS_RTOL`` (about 2× the largest measured difference). The tight checks are elsewhere: the DDP step-1 loss equals, to
+2.3-3.7 % at step 1 and 1.6-7.0 % at step 2. Over ten training seeds (the step-1 reference below)
+and two augmentation pipelines, step 1 ranged over 0.1-24 %: the crops decide (a rank whose two
+crops are mostly padding normalises with other statistics). Hence the loose tolerance on the
+single-vs-DDP comparison, ``LOSS_RTOL`` (about 2× the largest measured difference). The tight checks are elsewhere: the DDP step-1 loss equals, to
 ``EXACT_RTOL``, the mean of the two ranks' losses recomputed here from the same seed and samples
 (logging rank 0's loss alone was ~10 % off: caught there, not by ``LOSS_RTOL``), and DDP resume
 retraces the uninterrupted DDP run to 1e-6.
@@ -62,7 +64,7 @@ from smoke import TINY_TRAINING, TWO_STEPS
 pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 300
-LOSS_RTOL = 0.15  # single process vs 2-rank DDP, per step (see the module docstring)
+LOSS_RTOL = 0.5  # single process vs 2-rank DDP, per step (see the module docstring)
 EXACT_RTOL = 1e-5  # same computation, float32 summation order only
 WEIGHT_ATOL = 1e-6
 METRIC_ATOL = 1e-6

@@ -54,3 +54,67 @@ def test_label_smoothing_softens_the_targets_of_labelled_pixels_only() -> None:
     expected = -(0.9 * log_p[0] + 0.1 * log_p[1])  # 0.2 spread over 2 classes; pixel 2 ignored
     torch.testing.assert_close(smoothed, expected)
     assert smoothed > plain
+
+
+def test_median_frequency_weights_lift_rare_classes() -> None:
+    """SegNet's balancing: class frequency over the images a class appears in; the median class
+    weighs 1, a rarer one more; ignored pixels count for nothing."""
+    import numpy as np
+
+    from gcnseg.training.losses import class_weights
+
+    road = np.zeros((10, 10), np.uint8)  # class 0 everywhere
+    pole = np.zeros((10, 10), np.uint8)
+    pole[:, 0] = 2  # class 2: one column of one image
+    sky = np.ones((10, 10), np.uint8)
+    sky[0] = 255  # an ignored row
+    weights = class_weights([road, pole, sky], num_classes=4, mode="median_frequency")
+    # frequencies: road 190/200, sky 90/90, pole 10/100; class 3 never seen -> weight 1
+    freq = np.array([190 / 200, 1.0, 10 / 100])
+    expected = np.median(freq) / freq
+    assert torch.allclose(weights[:3], torch.tensor(expected, dtype=torch.float32))
+    assert weights[3] == 1.0 and weights[2] == weights.max()
+    milder = class_weights([road, pole, sky], num_classes=4, mode="sqrt_median_frequency")
+    assert torch.allclose(milder, weights.sqrt())
+    assert class_weights([road], num_classes=4, mode="none") is None
+
+
+def test_weighted_loss_is_the_weighted_mean_over_labelled_pixels() -> None:
+    weight = torch.tensor([1.0, 4.0])
+    logits = torch.randn(1, 2, 3, 3, generator=torch.Generator().manual_seed(0))
+    target = torch.tensor([[[0, 1, 255], [1, 0, 0], [255, 1, 1]]])
+    loss = SegmentationLoss(weight=weight)(logits, target)
+    per_pixel = torch.nn.functional.cross_entropy(
+        logits, target, ignore_index=255, reduction="none"
+    )
+    valid = target != 255
+    w = weight[target.clamp(max=1)] * valid
+    assert torch.isclose(loss, (per_pixel * w).sum() / w.sum())
+
+
+def test_a_run_counts_its_class_weights_on_the_training_labels() -> None:
+    """`train.class_weights` reaches the loss, counted on the readable training labels only."""
+    import numpy as np
+
+    from gcnseg.config import load_config
+    from gcnseg.data.oxford_pets import PETS
+    from gcnseg.errors import GcnsegError
+    from gcnseg.training.distributed import DistInfo
+    from gcnseg.training.run import _loss
+
+    class Labelled:
+        def __init__(self, label: np.ndarray | None) -> None:
+            self.label = label
+
+        def load_label(self) -> np.ndarray:
+            if self.label is None:
+                raise GcnsegError("broken.png: unreadable")
+            return self.label
+
+    labels = [np.zeros((4, 4), np.uint8), np.full((4, 4), 2, np.uint8)]
+    labels[1][0, 0] = 1
+    samples = [Labelled(labels[0]), Labelled(None), Labelled(labels[1])]
+    cfg = load_config(None, ["train.class_weights=median_frequency"])
+    loss = _loss(cfg, samples, PETS, DistInfo())
+    assert loss.weight is not None and loss.weight.argmax() == 1  # the one-pixel class
+    assert _loss(load_config(None, []), samples, PETS, DistInfo()).weight is None

@@ -1,4 +1,4 @@
-"""What training promises about the run folder (issue 12): no lost runs, exact resumes after any
+"""What training promises about the run folder: no lost runs, exact resumes after any
 interruption, divergence stopped before it is saved as best, full disks and kills survived.
 
 All on the generated images/ + masks/ set (tests/_data.py): 4 training images in 2 steps of 2 at

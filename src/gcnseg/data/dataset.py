@@ -6,14 +6,13 @@ import logging
 import os
 from pathlib import Path
 
-import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gcnseg.data.images import read_image
 from gcnseg.data.samples import Sample
-from gcnseg.data.transforms import Letterbox, eval_transform, letterbox, to_chw_tensor
+from gcnseg.data.transforms import Letterbox, Transform, eval_transform, letterbox, to_chw_tensor
 from gcnseg.errors import GcnsegError
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,7 @@ class SegmentationDataset(Dataset):
     def __init__(
         self,
         samples: list[Sample],
-        transform: A.Compose,
+        transform: Transform,
         *,
         keep_original: bool = False,
         keep_image: bool = False,
@@ -87,9 +86,8 @@ class SegmentationDataset(Dataset):
     def _size(self) -> tuple[int, int]:
         """The transform's output size, found once by running it on one pixel."""
         if self._output_size is None:
-            pixel = np.zeros((1, 1, 3), np.uint8)
-            out = self.transform(image=pixel, mask=np.zeros((1, 1), np.uint8))
-            self._output_size = tuple(out["mask"].shape[:2])
+            _, mask = self.transform(np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1), np.uint8), 0)
+            self._output_size = mask.shape[:2]
         return self._output_size
 
     def __getitem__(self, index: int) -> dict:
@@ -102,18 +100,12 @@ class SegmentationDataset(Dataset):
                 return {**error_item(index, sample.name, exc, 0), "size": self._size()}
         else:
             _, image, label = self._substitute(index)
-        self.transform.set_random_seed(
-            (self.seed * 1_000_003 + self.epoch * 10_007 + index) % 2**32
-        )
-        out = self.transform(image=image, mask=label)
-        item = {
-            "image": to_chw_tensor(out["image"]),
-            "label": _tensor(out["mask"]),
-            "index": index,
-        }
+        seed = (self.seed * 1_000_003 + self.epoch * 10_007 + index) % 2**32
+        out_image, out_label = self.transform(image, label, seed)
+        item = {"image": to_chw_tensor(out_image), "label": _tensor(out_label), "index": index}
         if self.keep_original:
             item["original_label"] = _tensor(label)
-            item["letterbox"] = Letterbox.fit(*label.shape, out["image"].shape[0])
+            item["letterbox"] = Letterbox.fit(*label.shape, out_image.shape[0])
             if self.keep_image:
                 item["original_image"] = image
         return item

@@ -3,7 +3,8 @@ float32 logits (N, C, S, S) on the CPU, so the Segmenter above them is the same 
 
 - `torch`: the model itself, channels-last, bf16 autocast where the CPU computes bf16 natively
   (AVX-512 BF16 or AMX: detected, never assumed; emulated bf16 is about 10x slower).
-- `onnx`: ONNX Runtime on an export of the same weights (exported once, cached by content hash).
+- `onnx`: ONNX Runtime on an export of the same weights (exported once, cached by content hash:
+  see `gcnseg.io.cache` for where, how to turn it off and its size cap).
 - `onnx-int8`: ONNX Runtime on a statically quantised export (`gcnseg export --int8`).
 - `openvino`: OpenVINO on the same ONNX export (optional extra), bf16 where the CPU has it.
 
@@ -12,12 +13,14 @@ float32 logits (N, C, S, S) on the CPU, so the Segmenter above them is the same 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
 import json
 import logging
 import queue
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -29,8 +32,10 @@ from torch import Tensor, nn
 
 from gcnseg.classes import ClassSet
 from gcnseg.errors import GcnsegError
+from gcnseg.extras import install_hint
 from gcnseg.inference import ENGINES
 from gcnseg.inference.onnx_format import exported_input
+from gcnseg.io.cache import CacheDir, cache_folder, cache_root, evict, limit_bytes, touch
 from gcnseg.runtime import autocast, cpu_features, prepare_images
 
 log = logging.getLogger(__name__)
@@ -108,7 +113,7 @@ class OpenVinoEngine:
         try:
             import openvino
         except ImportError:
-            raise GcnsegError("openvino is not installed: pip install gcnseg[openvino]") from None
+            raise GcnsegError(f"openvino is not installed: {install_hint('openvino')}") from None
         precision = "bf16" if native_bf16() else "f32"
         config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:
@@ -138,7 +143,7 @@ def import_onnxruntime() -> ModuleType:
     try:
         import onnxruntime
     except ImportError:
-        raise GcnsegError("onnxruntime is not installed: pip install gcnseg[onnx]") from None
+        raise GcnsegError(f"onnxruntime is not installed: {install_hint('onnx')}") from None
     return onnxruntime
 
 
@@ -178,11 +183,22 @@ def choose(requested: str, device: torch.device) -> tuple[str, str]:
         return "torch-fp32", f"a {device.type} device is in use"
     if native_bf16() and openvino_available():
         return "openvino", "the CPU has native bf16 and OpenVINO is installed: fastest measured"
+    missing = _faster_engine_missing()
     if onnx_available():
-        return "onnx", "ONNX Runtime fp32 is the fastest installed engine without native bf16"
+        return "onnx", "ONNX Runtime fp32 is the fastest installed engine" + missing
     if native_bf16():
-        return "torch-bf16", "onnxruntime is not installed; the CPU has native bf16"
-    return "torch-fp32", "onnxruntime is not installed and the CPU has no native bf16"
+        return "torch-bf16", "onnxruntime is not installed; the CPU has native bf16" + missing
+    return "torch-fp32", "onnxruntime is not installed and the CPU has no native bf16" + missing
+
+
+def _faster_engine_missing() -> str:
+    """What `auto` would have taken on this CPU had it been installed, and how to install it."""
+    if native_bf16():
+        extras = ("openvino",) if onnx_available() else ("onnx", "openvino")
+        return f"; OpenVINO in bf16 is faster on this CPU, install it: {install_hint(*extras)}"
+    if not onnx_available():
+        return f"; ONNX Runtime is faster on this CPU, install it: {install_hint('onnx')}"
+    return ""
 
 
 def openvino_available() -> bool:
@@ -197,8 +213,10 @@ def build(
     classes: ClassSet,
     model_name: str,
     onnx_path: Path | None = None,
+    cache_dir: CacheDir = None,
 ) -> Engine:
-    """Make engine `name` (already chosen) for `model`; ONNX files are exported and cached."""
+    """Make engine `name` (already chosen) for `model`; ONNX files are exported and cached
+    (`cache_dir`: see `gcnseg.io.cache`, False for no cache)."""
     if name in ("torch-fp32", "torch-bf16"):
         return TorchEngine(model, device, amp="none" if name == "torch-fp32" else "bf16")
     if name == "onnx-int8":
@@ -208,23 +226,38 @@ def build(
                 "model.int8.onnx`, then pass it as the checkpoint"
             )
         return OnnxEngine(onnx_path, name=name)
-    if name == "onnx":
-        return OnnxEngine(onnx_path or cached_export(model, classes, model_name), name=name)
-    if name == "openvino":
-        return OpenVinoEngine(onnx_path or cached_export(model, classes, model_name))
-    raise GcnsegError(f"unknown engine {name!r}")
+    if name not in ("onnx", "openvino"):
+        raise GcnsegError(f"unknown engine {name!r}")
+    make = OpenVinoEngine if name == "openvino" else OnnxEngine
+    if onnx_path is not None:
+        return make(onnx_path)
+    # Both read the whole file when they start: a temporary export may go right after.
+    with cached_export(model, classes, model_name, cache_dir) as path:
+        return make(path)
 
 
-def cached_export(model: nn.Module, classes: ClassSet, model_name: str) -> Path:
-    """Export `model` to ONNX once per distinct weights, under the user's cache folder."""
+@contextlib.contextmanager
+def cached_export(
+    model: nn.Module, classes: ClassSet, model_name: str, cache_dir: CacheDir = None
+) -> Iterator[Path]:
+    """`model` exported to ONNX once per distinct weights, under `<cache>/weights/onnx` (least
+    recently used exports deleted past the cache's size cap); with the cache off, an export into
+    a temporary folder that lasts the block."""
     from gcnseg.inference.export import export_onnx
-    from gcnseg.models.weights import default_cache_dir
 
-    path = default_cache_dir() / "onnx" / f"{weights_digest(model, classes)}.onnx"
-    if not path.is_file():
-        log.info("exporting the model to ONNX once: %s", path)
-        export_onnx(model, path, classes=classes, model_name=model_name)
-    return path
+    root = cache_root(cache_dir)
+    limit = limit_bytes() if root else 0  # a bad setting fails before the export, not after
+    with cache_folder(None if root is None else root / "weights" / "onnx") as folder:
+        path = folder / (f"{weights_digest(model, classes)}.onnx" if root else "model.onnx")
+        if path.is_file():
+            touch(path)
+        else:
+            log.info("exporting the model to ONNX%s: %s", " once" if root else "", path)
+            export_onnx(model, path, classes=classes, model_name=model_name)
+            if root is not None:
+                for old in evict(folder, "*.onnx", limit, keep=path):
+                    log.info("ONNX cache over %g MB: deleted %s", limit / 2**20, old.name)
+        yield path
 
 
 def weights_digest(model: nn.Module, classes: ClassSet) -> str:

@@ -19,6 +19,7 @@ from torch import nn
 
 from gcnseg.classes import ClassSet
 from gcnseg.errors import GcnsegError
+from gcnseg.extras import install_hint
 from gcnseg.inference.onnx_format import (
     INPUT_FORMAT,
     INPUT_NAME,
@@ -153,7 +154,7 @@ def _import_onnx() -> ModuleType:
     try:
         import onnx
     except ImportError:
-        raise GcnsegError("onnx is not installed: pip install gcnseg[onnx]") from None
+        raise GcnsegError(f"onnx is not installed: {install_hint('onnx')}") from None
     return onnx
 
 

@@ -27,6 +27,7 @@ from gcnseg.data.images import exif_orientation, orient, read_image, to_rgb
 from gcnseg.data.transforms import letterbox, to_chw_tensor, unletterbox
 from gcnseg.errors import GcnsegError
 from gcnseg.inference import engines
+from gcnseg.io.cache import CacheDir
 from gcnseg.limits import check_batch_size, check_eval_size, check_scales, round_to_stride
 from gcnseg.runtime import resolve_device
 from gcnseg.source import TrainedModel, read_model, resolve_source, write_pretrained
@@ -247,11 +248,13 @@ def load(
     scales: Sequence[float] = (1.0,),
     size: int | None = None,
     batch_size: int = 4,
+    cache_dir: CacheDir = None,
 ) -> Segmenter:
     """A Segmenter for a packaged model's name, a run folder, a checkpoint, a folder written by
     `save_pretrained`, or an exported `.onnx` file. `engine`: see `gcnseg.inference.engines`.
     `flip` and `scales` (e.g. 0.75, 1, 1.25) turn on test-time augmentation; `size` overrides
-    the eval size (the side images are letterboxed to)."""
+    the eval size (the side images are letterboxed to). `cache_dir`: where the onnx/openvino
+    engines cache their export (False: nowhere; see `gcnseg.io.cache`)."""
     scales = check_scales(scales)
     batch_size = check_batch_size(batch_size)
     if size is not None:
@@ -270,6 +273,7 @@ def load(
         flip=flip,
         scales=scales,
         batch_size=batch_size,
+        cache_dir=cache_dir,
     )
 
 
@@ -291,12 +295,18 @@ def from_module(
     flip: bool = False,
     scales: Sequence[float] = (1.0,),
     batch_size: int = 4,
+    cache_dir: CacheDir = None,
 ) -> Segmenter:
     """A Segmenter around a torch model in memory (a loaded checkpoint, or one being trained)."""
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     name, reason = engines.choose(engine, dev)
     runner = engines.build(
-        name, trained.model, device=dev, classes=trained.classes, model_name=trained.name
+        name,
+        trained.model,
+        device=dev,
+        classes=trained.classes,
+        model_name=trained.name,
+        cache_dir=cache_dir,
     )
     log.info("engine: %s (%s)", runner.name, reason)
     return Segmenter(

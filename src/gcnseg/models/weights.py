@@ -1,4 +1,5 @@
-"""Load pretrained backbone weights from a local file or a URL (downloaded once, then cached).
+"""Load pretrained backbone weights from a local file or a URL (downloaded once into the cache:
+see `gcnseg.io.cache`).
 
 Every failure a user can cause (missing file, corrupt file, weights for another architecture) is a
 one-line `GcnsegError` naming the file, never a traceback from deep inside `load_state_dict`.
@@ -6,7 +7,7 @@ one-line `GcnsegError` naming the file, never a traceback from deep inside `load
 
 from __future__ import annotations
 
-import os
+import importlib.metadata
 import pickle
 import re
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from gcnseg.errors import GcnsegError
+from gcnseg.io.cache import cache_folder, cache_root
 from gcnseg.io.download import download_file
 
 # torchvision/torch.hub naming: `resnet50-0676ba61.pth` carries a sha256 prefix of the file.
@@ -25,10 +27,24 @@ _NAME_HASH = re.compile(r"-([0-9a-f]{8,64})\.[^.]+$")
 _SHOWN_KEYS = 3
 
 
-def default_cache_dir() -> Path:
-    """`$GCNSEG_CACHE/weights`, else `~/.cache/gcnseg/weights`."""
-    root = os.environ.get("GCNSEG_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "gcnseg") / "weights"
+def default_cache_dir() -> Path | None:
+    """`<cache>/weights` (see `gcnseg.io.cache`), or None when the cache is off."""
+    root = cache_root()
+    return None if root is None else root / "weights"
+
+
+def packaged_weights(distribution: str) -> Path | None:
+    """The one .pth file an installed distribution ships, found through its metadata (RECORD)
+    without importing it, so no code of the package runs; None when it is not installed."""
+    try:
+        files = importlib.metadata.distribution(distribution).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    found = [f for f in files if f.suffix == ".pth"]
+    if len(found) != 1:
+        return None
+    path = Path(found[0].locate())
+    return path if path.is_file() else None
 
 
 def load_backbone_weights(
@@ -38,26 +54,30 @@ def load_backbone_weights(
     sha256: str | None = None,
     cache_dir: Path | None = None,
 ) -> None:
-    """Load `source` (a path or an http(s) URL) into `backbone` strictly."""
-    path = _resolve(source, sha256, cache_dir)
-    state_dict = _read_state_dict(path)
-    _check_compatible(backbone, state_dict, path)
+    """Load `source` (a path or an http(s) URL) into `backbone` strictly. A URL is downloaded into
+    `cache_dir` (default: the cache's weights folder; a temporary one with the cache off)."""
+    if urlparse(source).scheme in ("http", "https"):
+        folder = cache_dir if cache_dir is not None else default_cache_dir()
+        with cache_folder(folder) as dest:
+            state_dict = _read_state_dict(_download(source, sha256, dest))
+        where: str | Path = source
+    else:
+        where = Path(source).expanduser()
+        if not where.is_file():
+            raise GcnsegError(f"weights file not found: {where}")
+        state_dict = _read_state_dict(where)
+    _check_compatible(backbone, state_dict, where)
     backbone.load_state_dict(state_dict, strict=True)
 
 
-def _resolve(source: str, sha256: str | None, cache_dir: Path | None) -> Path:
-    """Local path as is; a URL is fetched into the cache (download_file reuses a verified copy).
+def _download(source: str, sha256: str | None, folder: Path) -> Path:
+    """Fetch a URL into `folder` (download_file reuses a verified copy).
 
     A URL is only ever used verified: its sha256 comes from `sha256`, a `#sha256=<hex>` fragment
     (as pip writes it), or the torchvision-style `name-<hex>.pth` file name. Without one the URL
     is refused: an unverified file would be cached and trusted by every later run.
     """
     parts = urlparse(source)
-    if parts.scheme not in ("http", "https"):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise GcnsegError(f"weights file not found: {path}")
-        return path
     name = Path(unquote(parts.path)).name
     if not name:
         raise GcnsegError(f"cannot tell a file name from weights URL {source}")
@@ -70,8 +90,8 @@ def _resolve(source: str, sha256: str | None, cache_dir: Path | None) -> Path:
             f"weights URL {source} carries no checksum: append #sha256=<hex digest>, or "
             "download it yourself and pass the file"
         )
-    dest = (cache_dir if cache_dir is not None else default_cache_dir()) / name
-    return download_file(parts._replace(fragment="").geturl(), dest, sha256=sha256, progress=True)
+    url = parts._replace(fragment="").geturl()
+    return download_file(url, folder / name, sha256=sha256, progress=True)
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -90,7 +110,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def _check_compatible(backbone: nn.Module, state_dict: dict[str, torch.Tensor], path: Path) -> None:
+def _check_compatible(
+    backbone: nn.Module, state_dict: dict[str, torch.Tensor], path: str | Path
+) -> None:
     """Report key and shape mismatches in one line before touching the backbone's weights."""
     expected = backbone.state_dict()
     # BatchNorm fills in a missing `num_batches_tracked` (old checkpoints predate it).

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gcnseg.errors import GcnsegError
+from gcnseg.extras import install_hint
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,7 @@ def serve(
         from gcnseg.serving.limits import ServeSettings
     except ImportError as exc:
         raise GcnsegError(
-            f"gcnseg serve needs the serve extra ({exc.name} is missing): "
-            "pip install 'gcnseg[serve]'"
+            f"gcnseg serve needs the serve extra ({exc.name} is missing): {install_hint('serve')}"
         ) from None
     from gcnseg.inference.segmenter import load
 

@@ -8,6 +8,7 @@ torn last line of an appended log (dropped, with a warning, when the run resumes
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import logging
 import os
@@ -105,10 +106,11 @@ def save_run_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         # device"); a RuntimeError is torch's own failure, kept as its first line.
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         kept = f"the previous {path.name} is intact" if existed else f"there was no {path.name} yet"
+        fix = _fix(exc)
         if (path.parent / "last.pt").is_file():
-            then = f"free some space and continue with --resume {path.parent}"
+            then = f"{fix} and continue with --resume {path.parent}"
         else:
-            then = "free some space and start the run again"
+            then = f"{fix} and start the run again"
         raise GcnsegError(
             f"{path}: could not be written ({reason.splitlines()[0]}); {kept}: {then}"
         ) from None
@@ -153,5 +155,12 @@ def append_jsonl(path: Path, records: list[dict]) -> None:
     except OSError as exc:
         raise GcnsegError(
             f"{path}: could not be written ({exc.strerror or exc}); "
-            f"free some space and continue with --resume {path.parent}"
+            f"{_fix(exc)} and continue with --resume {path.parent}"
         ) from None
+
+
+def _fix(exc: BaseException) -> str:
+    """What to do about a failed write: free space for a full disk, else make the folder writable."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "free some space"
+    return "make the run folder writable"

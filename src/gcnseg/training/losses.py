@@ -1,11 +1,18 @@
-"""Cross-entropy over labelled pixels only, optionally mixed with a soft Dice loss."""
+"""Cross-entropy over labelled pixels only, optionally class-weighted and mixed with soft Dice."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Literal
+
+import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gcnseg.classes import IGNORE_INDEX
+
+ClassWeighting = Literal["none", "median_frequency", "sqrt_median_frequency"]
 
 
 def soft_dice_loss(logits: Tensor, target: Tensor, ignore_index: int = IGNORE_INDEX) -> Tensor:
@@ -22,16 +29,45 @@ def soft_dice_loss(logits: Tensor, target: Tensor, ignore_index: int = IGNORE_IN
     return 1 - dice.mean()
 
 
+def class_weights(
+    labels: Iterable[np.ndarray], num_classes: int, mode: ClassWeighting
+) -> Tensor | None:
+    """Per-class CE weights from the training labels, or None for `none`.
+
+    `median_frequency` is SegNet's median frequency balancing: a class's frequency is its pixels
+    over the pixels of the images it appears in, and its weight median(freq) / freq, so thin,
+    rare classes (poles, signs, cyclists) count as much as road and sky. `sqrt_median_frequency`
+    takes the square root of those weights: the same order, a milder spread.
+    """
+    if mode == "none":
+        return None
+    pixels = np.zeros(num_classes, np.float64)
+    present_in = np.zeros(num_classes, np.float64)  # pixels of the images each class appears in
+    for label in labels:
+        counts = np.bincount(label.ravel(), minlength=IGNORE_INDEX + 1)[:num_classes]
+        pixels += counts
+        present_in += (counts > 0) * counts.sum()
+    seen = pixels > 0
+    freq = np.where(seen, pixels / np.maximum(present_in, 1), 0.0)
+    weights = np.where(seen, np.median(freq[seen]) / np.where(seen, freq, 1.0), 1.0)
+    if mode == "sqrt_median_frequency":
+        weights = np.sqrt(weights)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
 class SegmentationLoss(nn.Module):
-    """CE averaged over the non-ignored pixels (the seed averaged over all of them, diluting it)."""
+    """CE averaged over the non-ignored pixels (the seed averaged over all of them, diluting it),
+    each pixel weighted by its class's weight when `weight` is given."""
 
     def __init__(
         self,
         dice_weight: float = 0.0,
         ignore_index: int = IGNORE_INDEX,
         label_smoothing: float = 0.0,
+        weight: Tensor | None = None,
     ) -> None:
         super().__init__()
+        self.register_buffer("weight", weight)
         self.dice_weight = dice_weight
         self.label_smoothing = label_smoothing
         self.ignore_index = ignore_index
@@ -43,6 +79,7 @@ class SegmentationLoss(nn.Module):
         loss = F.cross_entropy(
             logits.float(),
             target,
+            weight=self.weight,
             ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing,
         )

@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
@@ -30,6 +32,7 @@ from gcnseg.data.samples import DatasetIndex
 from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
 from gcnseg.data.transforms import train_transform
 from gcnseg.errors import GcnsegError
+from gcnseg.extras import install_hint
 from gcnseg.io.atomic import write_json, write_text
 from gcnseg.models.backbones import get_backbone_spec
 from gcnseg.models.registry import model_entry
@@ -44,7 +47,7 @@ from gcnseg.training.distributed import DistInfo, ShardSampler
 from gcnseg.training.ema import WeightEMA
 from gcnseg.training.init import apply_init, check_init_model
 from gcnseg.training.interrupts import Interrupts
-from gcnseg.training.losses import SegmentationLoss
+from gcnseg.training.losses import SegmentationLoss, class_weights
 from gcnseg.training.rundata import DATA_FILE, MANIFEST_FILE, data_record, resume_data
 from gcnseg.training.schedule import LRSchedule
 
@@ -372,7 +375,7 @@ def setup_run(
         schedule=schedule,
         amp=amp,
         scaler=torch.amp.GradScaler("cuda", enabled=amp == "fp16"),
-        loss_fn=SegmentationLoss(cfg.train.dice_weight, label_smoothing=cfg.train.label_smoothing),
+        loss_fn=_loss(cfg, train_set.samples, classes, info).to(device),
         train_set=train_set,
         sampler=sampler,
         val_loader=val_loader,
@@ -392,7 +395,32 @@ def _tensorboard(run_dir: Path):
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         log.warning(
-            "train.tensorboard is set but tensorboard is not installed: pip install 'gcnseg[tensorboard]'"
+            "train.tensorboard is set but tensorboard is not installed: %s",
+            install_hint("tensorboard"),
         )
         return None
     return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _loss(cfg: Config, samples: list, classes: ClassSet, info: DistInfo) -> SegmentationLoss:
+    """The training loss, its class weights (if asked for) counted on the training labels."""
+    weight = None
+    if cfg.train.class_weights != "none":
+        weight = class_weights(_labels(samples), len(classes.names), cfg.train.class_weights)
+        if info.is_main:
+            shown = ", ".join(
+                f"{n} {w:.2f}" for n, w in zip(classes.names, weight.tolist(), strict=True)
+            )
+            log.info("class weights (%s): %s", cfg.train.class_weights, shown)
+    return SegmentationLoss(
+        cfg.train.dice_weight, label_smoothing=cfg.train.label_smoothing, weight=weight
+    )
+
+
+def _labels(samples: list) -> Iterator[np.ndarray]:
+    """Each readable training label (an unreadable pair is skipped here, as in training)."""
+    for sample in samples:
+        try:
+            yield sample.load_label()
+        except GcnsegError:
+            continue

