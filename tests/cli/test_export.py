@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from gcnseg.cli import main
 
 
@@ -27,3 +29,15 @@ def test_a_bad_opset_is_refused_before_anything_is_written(tmp_path: Path, capsy
     assert main(argv) == 2
     assert "opset 5 is not supported" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_upper_case_onnx_suffix_exports_onnx(tmp_path: Path, capsys) -> None:
+    """`--out M.ONNX` is an ONNX model, not a safetensors folder named M.ONNX."""
+    pytest.importorskip("onnx", reason="the [onnx] extra is not installed")
+    from gcnseg.inference.onnx_format import read_info
+
+    out = tmp_path / "M.ONNX"
+    assert main(["-q", "export", "--checkpoint", "pets-default", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
+    assert out.is_file()
+    assert read_info(out).classes.names == ("background", "cat", "dog")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gcnseg.errors import GcnsegError
-from gcnseg.inference.inputs import expand_inputs, output_stems
+from gcnseg.inference.inputs import check_no_overwrite, expand_inputs, output_stems
 
 
 def _touch(*paths: Path) -> None:
@@ -67,3 +67,27 @@ def test_output_stems_are_unique(tmp_path: Path, paths: list[str], expected: lis
     stems = output_stems([tmp_path / p for p in paths])
     assert stems == expected
     assert len({s.lower() for s in stems}) == len(stems)
+
+
+def test_earlier_outputs_are_inputs_only_when_named(tmp_path: Path) -> None:
+    photo = tmp_path / "d" / "cat.jpg"
+    outputs = [
+        tmp_path / "d" / name for name in ("cat_mask.png", "cat_overlay.jpg", "Cat_Panel.PNG")
+    ]
+    _touch(photo, *outputs)
+    assert expand_inputs([str(tmp_path / "d")]) == [photo]
+    assert expand_inputs([str(tmp_path / "d" / "*")]) == [photo]
+    assert expand_inputs([str(outputs[1])]) == [outputs[1]]  # named on purpose: taken
+
+
+def test_an_output_onto_an_input_is_refused(tmp_path: Path) -> None:
+    cat, overlay = tmp_path / "cat.jpg", tmp_path / "cat_overlay.jpg"
+    _touch(cat, overlay)
+    with pytest.raises(GcnsegError, match=f"the overlay of {cat} would overwrite this input"):
+        check_no_overwrite([cat, overlay], [tmp_path / "cat", tmp_path / "cat_overlay"])
+    check_no_overwrite([cat, overlay], [tmp_path / "out" / "cat", tmp_path / "out" / "x"])
+    # an output that is a link to an input is the input too
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "cat_mask.png").symlink_to(cat)
+    with pytest.raises(GcnsegError, match="the mask of"):
+        check_no_overwrite([cat], [tmp_path / "out" / "cat"])

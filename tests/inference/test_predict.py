@@ -26,6 +26,9 @@ def test_summary_records_model_engine_and_what_was_left_out(tmp_path: Path) -> N
         "out": str(tmp_path / "p"),
         "written": 2,
         "skipped": ["bad.jpg: not an image"],
+        "no_panel": [],
+        "left": 0,
+        "interrupted": False,
     }
 
 
@@ -60,3 +63,28 @@ def test_exif_rotated_photo_gives_upright_mask_overlay_and_panel(tmp_path: Path)
         assert mask.size == lay.size == (24, 40)
     with Image.open(out / "phone_panel.png") as panel:  # the truth was turned to fit
         assert panel.width == 3 * 24
+
+
+def test_an_interrupt_that_cannot_wait_still_counts_what_was_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C (or one outside the main thread) stops at once, with the counts so far."""
+    from gcnseg.inference import predict
+
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (20, 30, 3), np.uint8)).save(tmp_path / f"{i}.jpg")
+    writes = []
+
+    def write_then_stop(prefix: Path, *args) -> None:
+        if writes:
+            raise KeyboardInterrupt
+        writes.append(prefix)
+
+    monkeypatch.setattr(predict, "_write_outputs", write_then_stop)
+    with pytest.raises(predict.PredictInterrupted) as stop:
+        predict_files(
+            [str(tmp_path)], out_dir=tmp_path / "o", engine="torch-fp32", size=64, workers=0
+        )
+    summary = stop.value.summary
+    assert (summary.written, summary.left, summary.interrupted) == (1, 3, True)

@@ -67,6 +67,14 @@ def test_resume_sends_range_and_appends(server: LoopbackServer, tmp_path: Path) 
     assert dest.read_bytes() == PAYLOAD
 
 
+def test_no_progress_bar_when_stderr_is_not_a_terminal(
+    server: LoopbackServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`data download > log 2>&1`: a bar's carriage returns would fill the log."""
+    download_file(f"{server.url}/blob.bin", tmp_path / "blob.bin", sha256=SHA256, progress=True)
+    assert capsys.readouterr().err == ""
+
+
 def test_server_ignoring_range_restarts_from_zero(server: LoopbackServer, tmp_path: Path) -> None:
     server.honour_range = False
     dest = tmp_path / "blob.bin"

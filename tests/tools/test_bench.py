@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gcnseg.cli import main
 from gcnseg.errors import GcnsegError
-from gcnseg.tools.bench import QUICK, Settings
+from gcnseg.tools.bench import QUICK, Settings, runner
 from gcnseg.tools.bench.runner import run_bench
 from gcnseg.tools.bench.tables import markdown_table, text_table
 
@@ -100,7 +101,48 @@ def test_cli_bench_errors_are_one_line(capsys) -> None:
         "gcnseg: error: unknown model(s) gcn_nope; see `gcnseg models`"
     )
     assert main(["bench", "--models", "gcn_k1_resnet18", "--num-classes", "0"]) == 2
-    assert "--num-classes" in capsys.readouterr().err
+    assert "num_classes" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_workers(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Records every configuration a worker would have been started for."""
+    started: list[dict] = []
+    monkeypatch.setattr(runner, "_run_worker", lambda spec: started.append(spec) or spec)
+    return started
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "name"),
+    [
+        ("--batch-size", "0", "batch_size"),
+        ("--sizes", "0", "sizes"),
+        ("--repeats", "-1", "repeats"),
+        ("--repeats", "0", "repeats"),
+        ("--warmup", "-1", "warmup"),
+        ("--threads", "0", "threads"),
+    ],
+)
+def test_cli_bad_settings_are_one_line_before_any_benchmark(
+    flag: str, value: str, name: str, no_workers: list[dict], capsys
+) -> None:
+    argv = ["bench", "--models", "gcn_k1_resnet18", "--modes", "infer-fp32", flag, value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"gcnseg: error: {name} must be")
+    assert no_workers == []
+
+
+def test_cli_unwritable_json_is_refused_before_any_benchmark(
+    tmp_path: Path, no_workers: list[dict], capsys
+) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    argv = ["bench", "--models", "gcn_k1_resnet18", "--modes", "infer-fp32", "--sizes", "32"]
+    assert main([*argv, "--json", str(a_file / "bench.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the benchmark results" in err[0]
+    assert no_workers == []
 
 
 @pytest.mark.slow

@@ -43,25 +43,42 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from gcnseg.evaluation.run_split import run_test_images
-    from gcnseg.inference.predict import predict_files, write_summary
+    from gcnseg.inference.predict import PredictInterrupted, predict_files, write_summary
 
     check_outputs((args.out, "the predictions", True), (args.json_out, "the JSON summary", False))
-    summary = predict_files(
-        args.inputs or run_test_images(args.checkpoint),
-        checkpoint=args.checkpoint,
-        out_dir=args.out,
-        engine=args.engine,
-        size=args.size,
-        flip=args.flip,
-        scales=tuple(args.scales),
-        alpha=args.alpha,
-        masks_dir=args.masks,
-        device=args.device,
-        batch_size=args.batch_size,
-    )
-    skipped = f", {len(summary.skipped)} skipped" if summary.skipped else ""
-    print(f"{summary.written} images segmented into {args.out} (engine {summary.engine}{skipped})")
+    try:
+        summary = predict_files(
+            args.inputs or run_test_images(args.checkpoint),
+            checkpoint=args.checkpoint,
+            out_dir=args.out,
+            engine=args.engine,
+            size=args.size,
+            flip=args.flip,
+            scales=tuple(args.scales),
+            alpha=args.alpha,
+            masks_dir=args.masks,
+            device=args.device,
+            batch_size=args.batch_size,
+        )
+    except PredictInterrupted as stop:  # what was written is kept, and said so in one line
+        done = stop.summary
+        wrote = ""
+        if args.json_out is not None:
+            write_summary(args.json_out, done, checkpoint=args.checkpoint, out_dir=args.out)
+            wrote = f"; wrote {args.json_out}"
+        print(
+            f"gcnseg: interrupted: {done.written} images segmented into {args.out}, "
+            f"{done.left} left{wrote}",
+            file=sys.stderr,
+        )
+        return 130
+    notes = [f"{len(summary.skipped)} skipped"] if summary.skipped else []
+    notes += [f"{len(summary.no_panel)} without a panel"] if summary.no_panel else []
+    extra = "".join(f", {note}" for note in notes)
+    print(f"{summary.written} images segmented into {args.out} (engine {summary.engine}{extra})")
     if args.json_out is not None:
         write_summary(args.json_out, summary, checkpoint=args.checkpoint, out_dir=args.out)
         print(f"wrote {args.json_out}")

@@ -29,6 +29,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from gcnseg.errors import GcnsegError
+from gcnseg.logs import progress_enabled
 
 _CHUNK = 1 << 20
 TIMEOUT_S = 60.0  # the longest wait for any single read
@@ -175,7 +176,7 @@ def _stream(
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
-            disable=not progress,
+            disable=not (progress and progress_enabled()),  # no bars in a log file
         ) as bar,
     ):
         while chunk := response.read1(_CHUNK):

@@ -7,7 +7,11 @@ they were measured on. This module holds only the vocabulary, so `gcnseg --help`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from gcnseg.errors import GcnsegError
+from gcnseg.limits import check_batch_size, check_eval_size
 
 PET_CLASSES = 3  # background, cat, dog: the Oxford-IIIT Pet task; speed barely depends on it
 QUICK = {"warmup": 1, "repeats": 3}
@@ -42,6 +46,28 @@ class Settings:
     warmup: int = 2
     threads: int | None = None  # None: torch's default
     num_classes: int = PET_CLASSES
+
+    def __post_init__(self) -> None:
+        """A bad value is refused here, before any worker starts: a zero batch would time
+        nothing and print 0 img/s."""
+        check_batch_size(self.batch_size, "batch_size")
+        _check_count(self.repeats, "repeats", 1)
+        _check_count(self.warmup, "warmup", 0)
+        if self.threads is not None:
+            _check_count(self.threads, "threads", 1)
+        _check_count(self.num_classes, "num_classes", 1)
+
+
+def check_sizes(sizes: Sequence[int], name: str = "sizes") -> list[int]:
+    """The image sides to benchmark, each one a valid eval size."""
+    if not sizes:
+        raise GcnsegError(f"{name} must name at least one size")
+    return [check_eval_size(size, name) for size in sizes]
+
+
+def _check_count(value: object, name: str, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise GcnsegError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 MODES = {

@@ -19,8 +19,8 @@ from typing import Any
 
 from gcnseg.classes import ClassSet
 from gcnseg.errors import GcnsegError
-from gcnseg.io.atomic import write_json
-from gcnseg.tools.bench import MODES, PET_CLASSES, QUICK, Settings
+from gcnseg.io.atomic import ensure_writable, write_json
+from gcnseg.tools.bench import MODES, PET_CLASSES, QUICK, Settings, check_sizes
 from gcnseg.tools.bench.tables import caption, environment, markdown_table, row_summary, text_table
 from gcnseg.tools.bench.worker import RESULT_PREFIX, build_model, profile_model
 
@@ -48,7 +48,7 @@ def bench_or_profile(
     timing = QUICK if quick else {"repeats": repeats, "warmup": warmup}
     settings = Settings(batch_size=batch_size, threads=threads, num_classes=num_classes, **timing)
     if profile:
-        _check_plan(models, [profile], num_classes)
+        _check_plan(models, sizes, [profile])
         for model, size in itertools.product(models, sizes):
             print(profile_model(model, size, profile, settings, row_limit=row_limit))
         return 0
@@ -71,7 +71,9 @@ def run_bench(
     `json_out` is rewritten after every configuration: a long run cut short keeps what it measured.
     """
     settings = settings or Settings()
-    _check_plan(models, modes, settings.num_classes)
+    _check_plan(models, sizes, modes)
+    if json_out is not None:
+        ensure_writable(json_out, "the benchmark results")
     configs = [(m, s, mode) for s in sizes for m in models for mode in modes]
     meta = environment(asdict(settings))
     rows = []
@@ -88,13 +90,12 @@ def run_bench(
     return rows
 
 
-def _check_plan(models: Sequence[str], modes: Sequence[str], num_classes: int) -> None:
-    """Refuse misspelt names before the first worker starts, not after an hour of others."""
+def _check_plan(models: Sequence[str], sizes: Sequence[int], modes: Sequence[str]) -> None:
+    """Refuse misspelt names and bad sizes before the first worker starts, not after an hour
+    of others."""
     from gcnseg.models import list_models
 
-    if num_classes < 1:
-        raise GcnsegError(f"--num-classes must be at least 1, got {num_classes}")
-
+    check_sizes(sizes)
     unknown_models = sorted(set(models) - set(list_models()))
     if unknown_models:
         raise GcnsegError(f"unknown model(s) {', '.join(unknown_models)}; see `gcnseg models`")
