@@ -92,6 +92,9 @@ def _run_videos(args: argparse.Namespace, videos: list[str]) -> int:
     from gcnseg.inference.video import predict_video
     from gcnseg.io.atomic import write_json
 
+    for video in videos:  # before the model loads: a typo is named at once
+        if not Path(video).is_file():
+            raise GcnsegError(f"{video}: no such video file")
     segmenter = load(
         args.checkpoint,
         engine=args.engine,
