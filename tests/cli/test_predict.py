@@ -36,9 +36,8 @@ def test_a_damaged_video_is_one_line_naming_the_file(
     out = tmp_path / "out"
     assert main(["predict", str(bad), "--out", str(out), *FAST]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
-        f"gcnseg: error: {bad}: not a readable video (Invalid data found when processing input)"
-    ]
+    assert len(err) == 1
+    assert err[0].startswith(f"gcnseg: error: {bad}: not a readable video (")
     assert not (out / "broken_overlay.mp4").exists()
 
 
