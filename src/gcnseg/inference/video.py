@@ -3,6 +3,7 @@ shares. Decoding and encoding go through PyAV (the `video` extra), whose wheels 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,8 +72,6 @@ def predict_video(
         summary = VideoSummary(path, out, 0, float(rate), segmenter.engine_name, 0.0)
         with atomic_path(out) as tmp:
             _transcode(av, container, tmp, rate, segmenter, summary, alpha, every)
-    if summary.frames == 0:
-        raise GcnsegError(f"{path}: no frames could be decoded")
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -87,9 +86,9 @@ def _transcode(
     alpha: float,
     every: int,
 ) -> None:
-    with av.open(str(tmp), "w", format="mp4") as sink:
-        encoder = None
-        mask = None
+    # The output opens at the first frame, when its size is known: a video with none writes none.
+    with contextlib.ExitStack() as stack:
+        sink = encoder = mask = None
         for batch in _frame_batches(av, container, summary.video, segmenter.batch_size):
             todo = [f for f in range(len(batch)) if (summary.frames + f) % every == 0]
             masks = (
@@ -104,14 +103,16 @@ def _transcode(
                         {"frame": summary.frames, "shares": _shares(mask, segmenter.classes.names)}
                     )
                 drawn = _even(overlay(frame, mask, segmenter.classes, alpha=alpha))
-                if encoder is None:
+                if sink is None:
+                    sink = stack.enter_context(av.open(str(tmp), "w", format="mp4"))
                     encoder = _encoder(av, sink, rate, drawn.shape)
                 for packet in encoder.encode(av.VideoFrame.from_ndarray(drawn, format="rgb24")):
                     sink.mux(packet)
                 summary.frames += 1
-        if encoder is not None:
-            for packet in encoder.encode():
-                sink.mux(packet)
+        if sink is None:
+            raise GcnsegError(f"{summary.video}: no frames could be decoded")
+        for packet in encoder.encode():
+            sink.mux(packet)
 
 
 def _frame_batches(av: Any, container: Any, path: Path, size: int) -> Iterator[list[np.ndarray]]:
