@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first and pinned: this machine has a local CPU wheel; unpinned torch pulls a CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[lite,onnx,openvino,serve,dev]'
+	$(BIN)/python -m pip install -q -e '.[lite,onnx,openvino,serve,dev,video]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -151,3 +151,29 @@ def assert_predicted(inputs: list[Path], out: Path, *, num_classes: int) -> None
         assert mask.mode == "P" and mask.size == Image.open(path).size
         assert set(np.unique(np.asarray(mask))) <= set(range(num_classes))
         assert (out / f"{path.stem}_overlay.jpg").is_file()
+
+
+def make_clip(path: Path, frames: int = 5, size: tuple[int, int] = (48, 64)) -> Path:
+    """A short clip of noise, `size` (height, width), 10 frames a second (needs PyAV)."""
+    import av
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as sink:
+        stream = sink.add_stream("mpeg4", rate=10)
+        stream.height, stream.width = size
+        stream.pix_fmt = "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 255, (*size, 3), np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                sink.mux(packet)
+        for packet in stream.encode():
+            sink.mux(packet)
+    return path
+
+
+def overlay_frames(path: Path) -> list[tuple[int, int]]:
+    """(height, width) of each frame of a video (needs PyAV)."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [(f.height, f.width) for f in container.decode(video=0)]

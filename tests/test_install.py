@@ -1,5 +1,6 @@
 """The package as a user gets it: a wheel built with `pip wheel .` installs into a fresh venv
-(after torch) and `gcnseg predict` runs offline from another folder, with no repository files."""
+(after torch) and `gcnseg predict` runs offline from another folder, with no repository files,
+on a photo and on a short video; `gcnseg demo` there says how to get data."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +41,20 @@ def test_wheel_installs_and_predicts_offline(tmp_path: Path) -> None:
     if built.returncode != 0:
         pytest.skip(f"cannot build a wheel here (pip wheel: {_last_line(built)})")
     (wheel,) = wheels.glob("gcnseg-*.whl")
+    with zipfile.ZipFile(wheel) as contents:
+        examples = [n for n in contents.namelist() if "/serving/static/examples/" in n]
+    assert {Path(n).name for n in examples} >= {"LICENSE.md", "bulldog.jpg"}  # the page's examples
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    for requirement in (TORCH, str(wheel)):
-        installed = _run([str(python), "-m", "pip", "install", "-q", requirement], tmp_path, 1200)
+    for requirement in (TORCH, f"{wheel}[video]"):
+        installed = _run(
+            [str(python), "-m", "pip", "install", "-q", requirement],
+            tmp_path,
+            1200,
+            os.environ | {"PYTHONPATH": ""},  # a source tree on it would look installed already
+        )
         if installed.returncode != 0:
             pytest.skip(f"cannot install {requirement} here: {_last_line(installed)}")
 
@@ -77,3 +87,28 @@ def test_wheel_installs_and_predicts_offline(tmp_path: Path) -> None:
         offline,
     )
     assert shown.returncode == 0 and "gcn_efficientnet_lite2" in shown.stdout
+
+    clip = work / "clip.mp4"  # written by the venv's own PyAV, which the video extra installed
+    made = _run([str(python), "-c", CLIP_SCRIPT, str(clip)], work, 120, offline)
+    assert made.returncode == 0, made.stderr
+    video = _run([gcnseg, "predict", str(clip), "--size", "64", "-q"], work, 300, offline)
+    assert video.returncode == 0, video.stderr
+    assert (work / "predictions" / "clip_overlay.mp4").stat().st_size > 0
+
+    demo = _run([gcnseg, "demo"], work, 120, offline)  # no sample beside a wheel
+    assert demo.returncode == 2
+    assert "gcnseg data download --root DIR" in demo.stderr.strip().splitlines()[-1]
+
+
+CLIP_SCRIPT = """
+import sys, av, numpy as np
+with av.open(sys.argv[1], "w") as sink:
+    stream = sink.add_stream("mpeg4", rate=10)
+    stream.height, stream.width, stream.pix_fmt = 48, 64, "yuv420p"
+    for i in range(3):
+        frame = np.full((48, 64, 3), 60 * i, np.uint8)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            sink.mux(packet)
+    for packet in stream.encode():
+        sink.mux(packet)
+"""

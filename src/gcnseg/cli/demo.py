@@ -6,6 +6,12 @@ import argparse
 from pathlib import Path
 
 from gcnseg.cli.arguments import finite_float
+from gcnseg.errors import GcnsegError
+
+GET_DATA = (
+    "fetch Oxford-IIIT Pet with `gcnseg data download --root DIR`, then run "
+    "`gcnseg demo --data DIR` (or `gcnseg demo --data DIR --download` in one step)"
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -15,8 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--data",
         type=Path,
-        required=True,
-        help="Oxford-IIIT Pet folder (make demo passes the sample)",
+        help="Oxford-IIIT Pet folder (make demo passes the sample; "
+        "`gcnseg data download --root DIR` fetches the official set)",
     )
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
     demo.add_argument("--minutes", type=finite_float, default=8.0, help="training time budget")
@@ -29,5 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gcnseg.tools.demo import run_demo
 
+    if args.data is None:
+        raise GcnsegError(f"gcnseg demo needs data: {GET_DATA}")
+    if not args.download and not args.data.is_dir():
+        raise GcnsegError(f"{args.data}: no such folder; {GET_DATA}")
     run_demo(args.data, args.out, minutes=args.minutes, download=args.download)
     return 0

@@ -3,7 +3,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { photo: null, colours: null };
+// pending: a photo refused for want of an API key, sent again once a key is entered.
+const state = { photo: null, colours: null, pending: null, maskUrl: null, overlayUrl: null };
 
 function apiHeaders() {
   const key = $("api-key").value;
@@ -55,10 +56,15 @@ async function segment(file) {
     return;
   }
   if (!response.ok) {
-    if (response.status === 401) $("key-row").hidden = false;
+    if (response.status === 401) {
+      state.pending = file;
+      $("key-row").hidden = false;
+      $("api-key").focus();
+    }
     showError(`Could not segment ${file.name}. ${await errorText(response)}`);
     return;
   }
+  state.pending = null;
   const result = await response.json();
   const roundTrip = performance.now() - started;
   // The server turns a photo as its EXIF orientation says, as viewers show it; so does the page.
@@ -68,8 +74,12 @@ async function segment(file) {
   } catch {
     photo = null; // e.g. TIFF, which browsers cannot show: the mask is drawn alone
   }
-  const mask = await createImageBitmap(await (await fetch(`data:image/png;base64,${result.mask_png}`)).blob());
+  const maskPng = await (await fetch(`data:image/png;base64,${result.mask_png}`)).blob();
+  const mask = await createImageBitmap(maskPng);
   state.photo = photo;
+  const stem = file.name.replace(/\.[^.]*$/, "");
+  state.maskUrl = link($("download-mask"), state.maskUrl, maskPng, `${stem}_mask.png`);
+  $("download-overlay").download = `${stem}_overlay.png`;
   const background = result.classes.find((cls) => cls.background);
   state.colours = colourLayer(mask, background ? background.color : null);
   draw(result, file.name, roundTrip);
@@ -116,7 +126,7 @@ function draw(result, name, roundTrip) {
     label.textContent = cls.name;
     const share = document.createElement("span");
     share.className = "share";
-    share.textContent = `${(100 * cls.share).toFixed(1)}%`;
+    share.textContent = cls.share < 0.001 ? "<0.1%" : `${(100 * cls.share).toFixed(1)}%`;
     item.append(swatch, label, share);
     legend.append(item);
   }
@@ -140,6 +150,38 @@ function repaint() {
   ctx.globalAlpha = state.photo ? alpha : 1;
   ctx.drawImage(state.colours, 0, 0);
   ctx.globalAlpha = 1;
+  const shown = state.colours;
+  canvas.toBlob((blob) => {
+    if (blob && shown === state.colours) {
+      state.overlayUrl = link($("download-overlay"), state.overlayUrl, blob);
+    }
+  }, "image/png");
+}
+
+// Point a download link at `blob`, freeing the object URL it pointed at before.
+function link(anchor, oldUrl, blob, name) {
+  if (oldUrl) URL.revokeObjectURL(oldUrl);
+  const url = URL.createObjectURL(blob);
+  anchor.href = url;
+  if (name) anchor.download = name;
+  return url;
+}
+
+async function tryExample(button) {
+  const src = button.dataset.src;
+  const response = await fetch(src);
+  if (!response.ok) {
+    showError(`Could not load the example ${src}: ${await errorText(response)}`);
+    return;
+  }
+  const blob = await response.blob();
+  segment(new File([blob], src.split("/").pop(), { type: blob.type }));
+}
+
+function useKey(event) {
+  event.preventDefault();
+  loadModel();
+  if (state.pending) segment(state.pending);
 }
 
 function choose(files) {
@@ -148,7 +190,10 @@ function choose(files) {
 
 $("file").addEventListener("change", (event) => choose(event.target.files));
 $("opacity").addEventListener("input", repaint);
-$("api-key").addEventListener("change", loadModel);
+$("key-row").addEventListener("submit", useKey);
+for (const button of document.querySelectorAll(".example")) {
+  button.addEventListener("click", () => tryExample(button));
+}
 const drop = $("drop");
 drop.addEventListener("dragover", (event) => {
   event.preventDefault();
