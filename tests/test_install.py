@@ -43,7 +43,7 @@ def test_wheel_installs_and_predicts_offline(tmp_path: Path) -> None:
     (wheel,) = wheels.glob("gcnseg-*.whl")
     with zipfile.ZipFile(wheel) as contents:
         examples = [n for n in contents.namelist() if "/serving/static/examples/" in n]
-    assert {Path(n).name for n in examples} >= {"LICENSE.md", "bulldog.jpg"}  # the page's examples
+    assert {Path(n).name for n in examples} >= {"LICENSE.md", "cat.jpg"}  # the page's examples
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
