@@ -137,3 +137,19 @@ def test_ctrl_c_writes_the_summary_of_what_was_done(tmp_path: Path) -> None:
     assert len(list(out.glob("*_overlay.jpg"))) == saved["written"]  # the image at hand finished
     assert f"{saved['written']} images segmented" in lines[0]
     assert stdout == ""
+
+
+def test_cache_dir_off_writes_no_cache(tmp_path: Path, monkeypatch) -> None:
+    """`--cache-dir off`: the onnx engine runs from a temporary export, nothing is cached."""
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("GCNSEG_CACHE", raising=False)
+    (photo,) = _photos(tmp_path / "in", 1)
+    argv = ["-q", "predict", str(photo), "--size", "64", "--engine", "onnx", "--cache-dir", "off"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "p000_mask.png").is_file()
+    assert not (tmp_path / "home").exists()
+    moved = tmp_path / "cache"
+    argv[-1] = str(moved)
+    assert main([*argv, "--out", str(tmp_path / "out2")]) == 0
+    assert list((moved / "weights" / "onnx").glob("*.onnx"))

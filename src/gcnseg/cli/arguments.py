@@ -107,6 +107,17 @@ def add_engine(parser: argparse.ArgumentParser) -> None:
         choices=ENGINES,
         help="what runs the model (default auto: the fastest accurate one on this machine)",
     )
+    parser.add_argument(
+        "--cache-dir",
+        type=cache_dir,
+        help="where the onnx/openvino engines keep their export (default ~/.cache/gcnseg or "
+        "$GCNSEG_CACHE; 'off': nowhere)",
+    )
+
+
+def cache_dir(text: str) -> Path | bool:
+    """A folder, or `off` for no cache (see gcnseg.io.cache)."""
+    return False if text.lower() == "off" else Path(text)
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:

@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             masks_dir=args.masks,
             device=args.device,
             batch_size=args.batch_size,
+            cache_dir=args.cache_dir,
         )
     except PredictInterrupted as stop:  # what was written is kept, and said so in one line
         done = stop.summary
@@ -120,6 +121,7 @@ def _run_videos(args: argparse.Namespace, videos: list[str]) -> int:
         scales=tuple(args.scales),
         size=args.size,
         batch_size=args.batch_size,
+        cache_dir=args.cache_dir,
     )
     summaries = []
     for video in videos:

@@ -38,6 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from gcnseg.serving.server import serve
 
     options = ("host", "port", "engine", "device", "max_upload_mb", "max_queue", "max_batch")
-    options += ("memory_budget_mb", "body_timeout_s")
+    options += ("memory_budget_mb", "body_timeout_s", "cache_dir")
     serve(args.checkpoint, api_key=args.api_key, **{k: getattr(args, k) for k in options})
     return 0

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         worst=args.worst,
         json_out=args.json_out,
+        cache_dir=args.cache_dir,
     )
     print(report.format())
     for path in written_files(json_out=args.json_out, draw_dir=args.draw, out_dir=args.out):

@@ -25,6 +25,7 @@ from gcnseg.evaluation.metrics import ImageScore
 from gcnseg.evaluation.run_split import scored_data
 from gcnseg.inference.segmenter import load
 from gcnseg.io.atomic import write_json
+from gcnseg.io.cache import CacheDir
 from gcnseg.io.formats import finite
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ def run_test(
     out_dir: Path | None = None,
     worst: int = 8,
     json_out: Path | None = None,
+    cache_dir: CacheDir = None,
 ) -> TestReport:
     """Evaluate; write the confusion heatmap, worst-k gallery, overlays and JSON report as asked.
 
@@ -164,7 +166,15 @@ def run_test(
     data_root, manifest = scored.root, scored.manifest
     index = index_dataset(data_root)
     samples = split_samples(index, manifest, scored.split or "test")
-    segmenter = load(checkpoint, engine=engine, device=device, flip=flip, scales=scales, size=size)
+    segmenter = load(
+        checkpoint,
+        engine=engine,
+        device=device,
+        flip=flip,
+        scales=scales,
+        size=size,
+        cache_dir=cache_dir,
+    )
     classes = segmenter.classes
     _check_classes(index.classes, classes, data_root, checkpoint, any_class_names)
     trained = segmenter.trained

@@ -30,6 +30,7 @@ from gcnseg.errors import GcnsegError
 from gcnseg.inference.inputs import check_no_overwrite, expand_inputs, output_stems
 from gcnseg.inference.segmenter import Prediction, Segmenter, load
 from gcnseg.io.atomic import write_json
+from gcnseg.io.cache import CacheDir
 from gcnseg.logs import progress_enabled
 from gcnseg.viz.draw import check_alpha, overlay, panel, save_image, save_mask_png
 
@@ -68,6 +69,7 @@ def predict_files(
     device: str = "auto",
     batch_size: int = 4,
     workers: int | None = None,
+    cache_dir: CacheDir = None,
 ) -> PredictSummary:
     """Segment every input and write its mask, overlay and (with ground truth) panel.
 
@@ -78,7 +80,15 @@ def predict_files(
     paths = expand_inputs(inputs)
     stems = output_stems(paths)
     check_no_overwrite(paths, [out_dir / stem for stem in stems])
-    segmenter = load(checkpoint, engine=engine, device=device, flip=flip, scales=scales, size=size)
+    segmenter = load(
+        checkpoint,
+        engine=engine,
+        device=device,
+        flip=flip,
+        scales=scales,
+        size=size,
+        cache_dir=cache_dir,
+    )
     loader = DataLoader(
         ImageFiles(paths, segmenter.eval_size),
         batch_size=batch_size,

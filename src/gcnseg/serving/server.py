@@ -9,6 +9,7 @@ from typing import Any
 
 from gcnseg.errors import GcnsegError
 from gcnseg.extras import install_hint
+from gcnseg.io.cache import CacheDir
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,14 @@ def serve(
     *,
     engine: str = "auto",
     device: str = "auto",
+    cache_dir: CacheDir = None,
     **settings: Any,
 ) -> None:
     """Load the model, then serve until SIGTERM or SIGINT (both finish in-flight requests).
 
     `settings`: the fields of `ServeSettings` (host, port, max_upload_mb, max_queue, max_batch,
-    memory_budget_mb, body_timeout_s, api_key), checked before the model loads.
+    memory_budget_mb, body_timeout_s, api_key), checked before the model loads. `cache_dir`: see
+    `gcnseg.io.cache`.
     """
     try:
         import uvicorn
@@ -42,7 +45,7 @@ def serve(
 
     limits = ServeSettings(**settings)
     host, port = limits.host, limits.port
-    segmenter = load(checkpoint, engine=engine, device=device)
+    segmenter = load(checkpoint, engine=engine, device=device, cache_dir=cache_dir)
     if limits.api_key is None and not _is_loopback(host):
         log.warning("serving on %s without --api-key: anyone who can reach it can use it", host)
     config = uvicorn.Config(
