@@ -38,6 +38,19 @@ class Photo:
         return Image.open(io.BytesIO(self.data)).size
 
 
+def hold_predictions(segmenter, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make `segmenter.predict` wait until the returned event is set: requests stay in line."""
+    release = threading.Event()
+    real_predict = segmenter.predict
+
+    def held_predict(images: list) -> list:
+        assert release.wait(60)
+        return real_predict(images)
+
+    monkeypatch.setattr(segmenter, "predict", held_predict)
+    return release
+
+
 def png_claiming(width: int, height: int) -> bytes:
     """A few hundred bytes of PNG whose header claims width × height: a decompression bomb."""
 

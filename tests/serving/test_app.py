@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from _serving import Photo, png_claiming
+from _serving import Photo, hold_predictions, png_claiming
 from gcnseg.data.images import decode_image
 from gcnseg.inference.segmenter import Segmenter
 from gcnseg.serving.app import create_app
@@ -197,14 +197,7 @@ def test_api_key_is_required_when_set(segmenter: Segmenter, photo: Photo) -> Non
 def test_a_full_line_is_503_with_retry_after(
     segmenter: Segmenter, photo: Photo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    release = threading.Event()
-    real_predict = segmenter.predict
-
-    def held_predict(images: list) -> list:
-        assert release.wait(60)
-        return real_predict(images)
-
-    monkeypatch.setattr(segmenter, "predict", held_predict)
+    release = hold_predictions(segmenter, monkeypatch)
     with TestClient(create_app(segmenter, ServeSettings(max_queue=1))) as client:
         first: Future = Future()
         thread = threading.Thread(

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from starlette.exceptions import HTTPException
 
-from _serving import Photo, png_claiming, served
+from _serving import Photo, hold_predictions, png_claiming, served
 from gcnseg.data.images import MAX_PIXELS
 from gcnseg.errors import GcnsegError
 from gcnseg.inference.segmenter import Segmenter
@@ -121,14 +121,7 @@ def test_an_image_over_the_memory_budget_is_413(segmenter: Segmenter, photo: Pho
 def test_a_full_memory_budget_is_503_with_retry_after(
     segmenter: Segmenter, photo: Photo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    release = threading.Event()
-    real_predict = segmenter.predict
-
-    def held_predict(images: list) -> list:
-        assert release.wait(60)
-        return real_predict(images)
-
-    monkeypatch.setattr(segmenter, "predict", held_predict)
+    release = hold_predictions(segmenter, monkeypatch)
     cost = request_bytes(photo.data, len(segmenter.classes.names), overlay=False)[1]
     settings = ServeSettings(memory_budget_mb=1.5 * cost / MB)  # room for one photo, not two
     files = {"image": (photo.name, photo.data)}
