@@ -9,22 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gcnseg.data.layouts import index_dataset
-from gcnseg.data.splits import make_split, save_manifest
+from _runs import write_started_run
 from gcnseg.errors import GcnsegError
 from gcnseg.evaluation.run_split import Scored, run_test_images, scored_data
-from gcnseg.io.atomic import write_json
-from gcnseg.training.rundata import data_record
 
 
 @pytest.fixture
 def run(tiny_folders: Path, tmp_path: Path) -> Path:
-    index = index_dataset(tiny_folders)
-    manifest = make_split(index, test_fraction=0.25, val_fraction=0.25, seed=0)
     run_dir = tmp_path / "runs" / "r"
-    run_dir.mkdir(parents=True)
-    save_manifest(run_dir / "manifest.json", manifest)
-    write_json(run_dir / "data.json", data_record(index, manifest))
+    write_started_run(tiny_folders, run_dir)
     (run_dir / "config.yaml").write_text(yaml.safe_dump({"data": {"root": "elsewhere"}}))
     return run_dir
 

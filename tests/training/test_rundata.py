@@ -10,12 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from _runs import write_started_run
 from gcnseg.config import load_config
-from gcnseg.data.layouts import index_dataset
-from gcnseg.data.splits import make_split, save_manifest
 from gcnseg.errors import GcnsegError
-from gcnseg.io.atomic import write_json
-from gcnseg.training.rundata import data_record, read_data_record, resume_data
+from gcnseg.training.rundata import read_data_record, resume_data
 
 SPLIT = ["data.test_fraction=0.25", "data.val_fraction=0.25"]
 
@@ -25,12 +23,8 @@ def run(tiny_folders: Path, tmp_path: Path) -> dict:
     """A run folder as a run leaves it at its start: manifest.json and data.json of a copy."""
     data = tmp_path / "data"
     shutil.copytree(tiny_folders, data)
-    index = index_dataset(data)
-    manifest = make_split(index, test_fraction=0.25, val_fraction=0.25, seed=0)
     run_dir = tmp_path / "runs" / "r"
-    run_dir.mkdir(parents=True)
-    save_manifest(run_dir / "manifest.json", manifest)
-    write_json(run_dir / "data.json", data_record(index, manifest))
+    index, manifest = write_started_run(data, run_dir)
     cfg = load_config(None, [f"data.root={data}", *SPLIT])
     return {
         "dir": run_dir,

@@ -27,7 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     test.add_argument(
         "--split",
         choices=["train", "val", "test"],
-        help="with a manifest (default test); without one every pair is scored",
+        help="default test: of the manifest, the run's, or the dataset's own split (CamVid, "
+        "split folders); a dataset with none is scored whole, and a named split is refused",
     )
     test.add_argument(
         "--size", type=image_side, help="inference size (default: the checkpoint's eval size)"
