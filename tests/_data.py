@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 # /work/main/tests/_data.py -> /work/shared/data/oxford-pets-sample
 PETS_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "oxford-pets-sample"
+CAMVID = PETS_SAMPLE.parent / "camvid"
 NO_SHARED_ENV = "GCNSEG_NO_SHARED"
 
 # Oxford's convention: capitalised names are cats (species 1), lowercase are dogs (species 2).
@@ -32,6 +33,15 @@ def pets_sample_missing() -> str | None:
         return f"Oxford-IIIT Pet sample disabled by {NO_SHARED_ENV}=1 (as on a clone without it)"
     if not (PETS_SAMPLE / "images").is_dir() or not (PETS_SAMPLE / "annotations").is_dir():
         return f"Oxford-IIIT Pet sample not found at {PETS_SAMPLE}"
+    return None
+
+
+def camvid_missing() -> str | None:
+    """Why the real CamVid train + val folders cannot be used here, or None when they can."""
+    if os.environ.get(NO_SHARED_ENV) == "1":
+        return f"CamVid disabled by {NO_SHARED_ENV}=1 (as on a clone without it)"
+    if not (CAMVID / "val").is_dir() or not (CAMVID / "valannot").is_dir():
+        return f"CamVid not found at {CAMVID}"
     return None
 
 

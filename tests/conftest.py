@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from _data import PETS_SAMPLE, make_tiny_folders, make_tiny_pets, pets_sample_missing
+from _data import (
+    CAMVID,
+    PETS_SAMPLE,
+    camvid_missing,
+    make_tiny_folders,
+    make_tiny_pets,
+    pets_sample_missing,
+)
 from _loopback import LoopbackServer
 
 
@@ -17,6 +24,14 @@ def pets_root() -> Path:
     if (reason := pets_sample_missing()) is not None:
         pytest.skip(reason)
     return PETS_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def camvid_root() -> Path:
+    """The real CamVid train + val folders, read-only; skips the test when they are absent."""
+    if (reason := camvid_missing()) is not None:
+        pytest.skip(reason)
+    return CAMVID
 
 
 @pytest.fixture(scope="session")

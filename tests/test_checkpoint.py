@@ -15,27 +15,31 @@ import torch
 from gcnseg import checkpoint
 from gcnseg.checkpoint import load_checkpoint, save_checkpoint
 from gcnseg.config import Config
+from gcnseg.data.camvid import CAMVID_CLASSES
 from gcnseg.data.oxford_pets import PETS
 from gcnseg.errors import GcnsegError
 from gcnseg.evaluation.report import run_test
-from gcnseg.source import read_model, resolve_source
+from gcnseg.source import packaged_models, read_model, resolve_source
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / "oxford-pets-sample.json"
 MAX_PACKAGED_MIB = 10
 
 
-def test_packaged_model_is_small_fp16_and_carries_its_classes() -> None:
-    path = resolve_source("pets-default").path
+@pytest.mark.parametrize("name", packaged_models())
+def test_packaged_models_are_small_fp16_and_carry_their_classes(name: str) -> None:
+    path = resolve_source(name).path
     assert path.stat().st_size <= MAX_PACKAGED_MIB * 2**20
     payload = load_checkpoint(path)
     floats = [v for v in payload["model"].values() if v.is_floating_point()]
     assert floats and all(v.dtype == torch.float16 for v in floats)
-    trained = read_model("pets-default")
+    trained = read_model(name)
     model, config, classes = trained.model, trained.config, trained.classes
-    assert classes.names == PETS.names and classes.colors == PETS.colors
+    expected = {"pets-default": PETS, "camvid-default": CAMVID_CLASSES}[name]
+    assert classes.names == expected.names and classes.colors == expected.colors
+    assert classes.background == expected.background  # CamVid has none: sky is painted
     assert config.model.name.startswith("gcn_")
     logits = model(torch.rand(1, 3, 64, 96))
-    assert logits.shape == (1, len(PETS.names), 64, 96) and torch.isfinite(logits).all()
+    assert logits.shape == (1, len(expected.names), 64, 96) and torch.isfinite(logits).all()
 
 
 def test_unknown_checkpoint_names_the_packaged_models() -> None:
@@ -162,3 +166,16 @@ def test_gzip_bomb_is_refused_without_inflating_it(
         load_checkpoint(path)
     assert str(path) in str(exc.value)
     assert sum(inflated) <= 2 << 20  # at most the limit (1 MiB here) plus one byte, never 64 MiB
+
+
+def test_packaged_camvid_model_segments_val_frames(camvid_root: Path, tmp_path: Path) -> None:
+    """A regression guard on real road scenes: every 10th val frame, scored like `gcnseg test`."""
+    from gcnseg.data.layouts import index_dataset
+
+    names = index_dataset(camvid_root).official_splits["val"][::10]
+    subset = tmp_path / "subset.json"
+    subset.write_text(json.dumps({"splits": {"train": [], "val": [], "test": names}}))
+    report = run_test("camvid-default", camvid_root, manifest=subset, device="cpu", worst=0)
+    assert report.scored == report.listed == len(names) and not report.skipped
+    assert report.metrics["pixel_accuracy"] >= CAMVID_SUBSET_MIN["pixel_accuracy"]
+    assert report.metrics["miou"] >= CAMVID_SUBSET_MIN["miou"]

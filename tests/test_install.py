@@ -42,8 +42,12 @@ def test_wheel_installs_and_predicts_offline(tmp_path: Path) -> None:
         pytest.skip(f"cannot build a wheel here (pip wheel: {_last_line(built)})")
     (wheel,) = wheels.glob("gcnseg-*.whl")
     with zipfile.ZipFile(wheel) as contents:
-        examples = [n for n in contents.namelist() if "/serving/static/examples/" in n]
+        names = contents.namelist()
+    examples = [n for n in names if "/serving/static/examples/" in n]
     assert {Path(n).name for n in examples} >= {"LICENSE.md", "cat.jpg"}  # the page's examples
+    assert "gcnseg/py.typed" in names  # type checkers read the package's hints
+    packaged = {Path(n).name for n in names if "/pretrained/" in n}
+    assert {"pets-default.pt.gz", "camvid-default.pt.gz"} <= packaged
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

@@ -22,6 +22,7 @@ import yaml
 
 from gcnseg.errors import GcnsegError
 from gcnseg.io.formats import DuplicateKey, parse_yaml, read_yaml
+from gcnseg.limits import MIN_SIDE
 
 if TYPE_CHECKING:
     from torch import nn
@@ -120,7 +121,7 @@ class DataConfig(_Section):
         self.require("split_seed", self.split_seed >= 0, ">= 0")
         self.require("max_side", self.max_side is None or self.max_side >= 1, ">= 1 or none")
         for key in ("crop_size", "eval_size"):
-            self.require(key, getattr(self, key) >= 32, ">= 32")
+            self.require(key, getattr(self, key) >= MIN_SIDE, f">= {MIN_SIDE}")
         self.require("scale_min", self.scale_min > 0, "> 0")
         self.require("scale_max", self.scale_max >= self.scale_min, ">= data.scale_min")
         self.require("color_jitter", 0 <= self.color_jitter <= 1, "in [0, 1]")

@@ -41,6 +41,13 @@ PACKAGED = {
     "pets-default": Packaged(
         "pets-default.pt.gz", {"name": "Oxford-IIIT Pet", "license": "CC BY-SA 4.0"}
     ),
+    "camvid-default": Packaged(
+        "camvid-default.pt.gz",
+        {
+            "name": "CamVid (11 classes, 360x480, SegNet's distribution)",
+            "license": "research use; cite Brostow, Fauqueur and Cipolla, 2009",
+        },
+    ),
 }
 USER_DATA = {"name": "user data", "license": "as the data's owner set it"}
 
@@ -55,6 +62,7 @@ class ModelSource:
     path: Path
     kind: Kind
     training_data: dict[str, str] = field(default_factory=lambda: dict(USER_DATA))
+    packaged: bool = False  # its training data is the package's word, not the file's
 
 
 @dataclass
@@ -108,7 +116,7 @@ def resolve_source(source: str | Path) -> ModelSource:
     if text in PACKAGED:
         entry = PACKAGED[text]
         path = Path(str(resources.files("gcnseg.pretrained") / entry.file))
-        return ModelSource(text, path, "checkpoint", dict(entry.training_data))
+        return ModelSource(text, path, "checkpoint", dict(entry.training_data), packaged=True)
     path = Path(source)
     if path.is_dir():
         if (path / PRETRAINED_CONFIG).is_file():
@@ -166,7 +174,8 @@ def read_model(source: str | Path | ModelSource) -> TrainedModel:
         config, classes = _config_and_classes(payload, where.path)
         state = payload["model"]
         metrics = payload.get("metrics") or {}
-        training_data = payload.get("training_data") or where.training_data
+        training_data = where.training_data if where.packaged else None
+        training_data = training_data or payload.get("training_data") or where.training_data
     model = config.model.build(len(classes.names), backbone_weights="random")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:

@@ -13,6 +13,7 @@ import urllib.parse
 from pathlib import Path
 
 from gcnseg.errors import GcnsegError
+from gcnseg.limits import MIN_SIDE
 
 DEVICES = ["auto", "cpu", "cuda"]
 
@@ -56,7 +57,7 @@ def _ranged(kind: type, low: float, *, unit: str = ""):
 
 positive_int = _ranged(int, 1)
 non_negative_int = _ranged(int, 0)
-image_side = _ranged(int, 32, unit=" pixels")  # below 32 the stride-32 features vanish
+image_side = _ranged(int, MIN_SIDE, unit=" pixels")  # below it the coarsest features vanish
 
 
 def http_url(text: str) -> str:

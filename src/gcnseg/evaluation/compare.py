@@ -13,9 +13,10 @@ from gcnseg.data.dataset import eval_loader
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.splits import split_samples
 from gcnseg.evaluation.evaluate import evaluate
+from gcnseg.inference import TORCH_FP32
 from gcnseg.inference.segmenter import Segmenter
 
-REFERENCE = "torch-fp32"
+REFERENCE = TORCH_FP32
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,16 @@ from torch import Tensor, nn
 from gcnseg.classes import ClassSet
 from gcnseg.errors import GcnsegError
 from gcnseg.extras import install_hint
-from gcnseg.inference import ENGINES
+from gcnseg.inference import (
+    AUTO,
+    ENGINES,
+    ONNX,
+    ONNX_INT8,
+    OPENVINO,
+    TORCH,
+    TORCH_BF16,
+    TORCH_FP32,
+)
 from gcnseg.inference.onnx_format import exported_input
 from gcnseg.io.cache import CacheDir, cache_folder, cache_root, evict, limit_bytes, touch
 from gcnseg.runtime import autocast, cpu_features, prepare_images
@@ -172,23 +181,23 @@ def choose(requested: str, device: torch.device) -> tuple[str, str]:
     """
     if requested not in ENGINES:
         raise GcnsegError(f"unknown engine {requested!r}; choose from {', '.join(ENGINES)}")
-    if requested == "torch":
-        requested = "torch-bf16" if device.type == "cpu" and native_bf16() else "torch-fp32"
+    if requested == TORCH:
+        requested = TORCH_BF16 if device.type == "cpu" and native_bf16() else TORCH_FP32
         return requested, "torch asked for; bf16 autocast " + (
-            "on (the CPU has native bf16)" if requested == "torch-bf16" else "off"
+            "on (the CPU has native bf16)" if requested == TORCH_BF16 else "off"
         )
-    if requested != "auto":
+    if requested != AUTO:
         return requested, "asked for"
     if device.type != "cpu":
-        return "torch-fp32", f"a {device.type} device is in use"
+        return TORCH_FP32, f"a {device.type} device is in use"
     if native_bf16() and openvino_available():
-        return "openvino", "the CPU has native bf16 and OpenVINO is installed: fastest measured"
+        return OPENVINO, "the CPU has native bf16 and OpenVINO is installed: fastest measured"
     missing = _faster_engine_missing()
     if onnx_available():
-        return "onnx", "ONNX Runtime fp32 is the fastest installed engine" + missing
+        return ONNX, "ONNX Runtime fp32 is the fastest installed engine" + missing
     if native_bf16():
-        return "torch-bf16", "onnxruntime is not installed; the CPU has native bf16" + missing
-    return "torch-fp32", "onnxruntime is not installed and the CPU has no native bf16" + missing
+        return TORCH_BF16, "onnxruntime is not installed; the CPU has native bf16" + missing
+    return TORCH_FP32, "onnxruntime is not installed and the CPU has no native bf16" + missing
 
 
 def _faster_engine_missing() -> str:
@@ -202,7 +211,7 @@ def _faster_engine_missing() -> str:
 
 
 def openvino_available() -> bool:
-    return onnx_available() and importlib.util.find_spec("openvino") is not None
+    return onnx_available() and importlib.util.find_spec(OPENVINO) is not None
 
 
 def build(
@@ -217,18 +226,18 @@ def build(
 ) -> Engine:
     """Make engine `name` (already chosen) for `model`; ONNX files are exported and cached
     (`cache_dir`: see `gcnseg.io.cache`, False for no cache)."""
-    if name in ("torch-fp32", "torch-bf16"):
-        return TorchEngine(model, device, amp="none" if name == "torch-fp32" else "bf16")
-    if name == "onnx-int8":
+    if name in (TORCH_FP32, TORCH_BF16):
+        return TorchEngine(model, device, amp="none" if name == TORCH_FP32 else "bf16")
+    if name == ONNX_INT8:
         if onnx_path is None:
             raise GcnsegError(
                 "engine onnx-int8 needs a quantised model: `gcnseg export --int8 ... --out "
                 "model.int8.onnx`, then pass it as the checkpoint"
             )
         return OnnxEngine(onnx_path, name=name)
-    if name not in ("onnx", "openvino"):
+    if name not in (ONNX, OPENVINO):
         raise GcnsegError(f"unknown engine {name!r}")
-    make = OpenVinoEngine if name == "openvino" else OnnxEngine
+    make = OpenVinoEngine if name == OPENVINO else OnnxEngine
     if onnx_path is not None:
         return make(onnx_path)
     # Both read the whole file when they start: a temporary export may go right after.

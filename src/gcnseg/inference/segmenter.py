@@ -26,7 +26,7 @@ from gcnseg.data.dataset import collate
 from gcnseg.data.images import exif_orientation, orient, read_image, to_rgb
 from gcnseg.data.transforms import letterbox, to_chw_tensor, unletterbox
 from gcnseg.errors import GcnsegError
-from gcnseg.inference import engines
+from gcnseg.inference import ONNX_FILE_ENGINES, OPENVINO, engines
 from gcnseg.io.cache import CacheDir
 from gcnseg.limits import check_batch_size, check_eval_size, check_scales, round_to_stride
 from gcnseg.runtime import resolve_device
@@ -334,11 +334,11 @@ def _load_onnx(
 ) -> Segmenter:
     from gcnseg.inference.onnx_format import read_info
 
-    if engine not in ("auto", "onnx", "onnx-int8", "openvino"):
+    if engine not in ONNX_FILE_ENGINES:
         raise GcnsegError(f"{path}: an ONNX file runs on ONNX Runtime or OpenVINO, not {engine!r}")
     info = read_info(path)
     int8 = "-int8" if info.quantized else ""
-    if engine == "openvino":
+    if engine == OPENVINO:
         runner = engines.OpenVinoEngine(path)
         runner.name += int8
     else:
