@@ -11,7 +11,7 @@ last.pt), a checkpoint file (`.pt`, `.pt.gz`), a folder written by `save_pretrai
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -61,8 +61,8 @@ class ModelSource:
     given: str  # as the user wrote it, for messages
     path: Path
     kind: Kind
-    training_data: dict[str, str] = field(default_factory=lambda: dict(USER_DATA))
-    packaged: bool = False  # its training data is the package's word, not the file's
+    # a packaged model's training data: the package's word, over anything the file says
+    training_data: dict[str, str] | None = None
 
 
 @dataclass
@@ -101,7 +101,7 @@ def packaged_table() -> str:
         shown = f"{miou:.4f}" if isinstance(miou, float) else "-"
         lines.append(
             f"{name:<16} {config.model.name:<25} {config.data.eval_size:>9}  {shown:>8}  "
-            f"{where.training_data['name']}: {', '.join(classes.names)}"
+            f"{PACKAGED[name].training_data['name']}: {', '.join(classes.names)}"
         )
     return "\n".join(lines)
 
@@ -116,7 +116,7 @@ def resolve_source(source: str | Path) -> ModelSource:
     if text in PACKAGED:
         entry = PACKAGED[text]
         path = Path(str(resources.files("gcnseg.pretrained") / entry.file))
-        return ModelSource(text, path, "checkpoint", dict(entry.training_data), packaged=True)
+        return ModelSource(text, path, "checkpoint", dict(entry.training_data))
     path = Path(source)
     if path.is_dir():
         if (path / PRETRAINED_CONFIG).is_file():
@@ -166,7 +166,7 @@ def read_model(source: str | Path | ModelSource) -> TrainedModel:
         config, classes = _config_and_classes(meta, where.path / PRETRAINED_CONFIG)
         state = _read_safetensors(where.path / PRETRAINED_WEIGHTS)
         metrics = meta.get("metrics") or {}
-        training_data = meta.get("training_data") or where.training_data
+        training_data = meta.get("training_data")
     else:
         from gcnseg.checkpoint import load_checkpoint
 
@@ -174,8 +174,7 @@ def read_model(source: str | Path | ModelSource) -> TrainedModel:
         config, classes = _config_and_classes(payload, where.path)
         state = payload["model"]
         metrics = payload.get("metrics") or {}
-        training_data = where.training_data if where.packaged else None
-        training_data = training_data or payload.get("training_data") or where.training_data
+        training_data = payload.get("training_data")
     model = config.model.build(len(classes.names), backbone_weights="random")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:
@@ -186,6 +185,7 @@ def read_model(source: str | Path | ModelSource) -> TrainedModel:
             f"{where.path}: weights do not fit {config.model.name} with "
             f"{len(classes.names)} classes ({problem})"
         ) from None
+    training_data = where.training_data or training_data or USER_DATA
     return TrainedModel(model.eval(), config, classes, dict(metrics), dict(training_data))
 
 

@@ -77,7 +77,6 @@ class Segmenter:
     # the torch model with its config, metrics and data, when there is one (not for an .onnx)
     trained: TrainedModel | None = None
     engine_reason: str = ""
-    training_data: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         tta = f"flip={self.flip}, scales={list(self.scales)}"
@@ -319,7 +318,6 @@ def from_module(
         batch_size=check_batch_size(batch_size),
         trained=trained,
         engine_reason=reason,
-        training_data=trained.training_data,
     )
 
 
