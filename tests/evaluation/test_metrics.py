@@ -74,3 +74,12 @@ def test_image_miou_over_present_classes() -> None:
     score = image_score(confusion_matrix(pred, target, 3))
     assert score.miou == pytest.approx((1 / 2 + 1 / 2) / 2)
     assert score.pixel_accuracy == pytest.approx(2 / 3)
+
+
+def test_pixel_shares_count_each_class_of_a_mask() -> None:
+    import numpy as np
+
+    from gcnseg.evaluation.metrics import pixel_shares
+
+    mask = np.array([[0, 0, 2], [2, 2, 2]], np.uint8)
+    assert pixel_shares(mask, 3) == [round(2 / 6, 6), 0.0, round(4 / 6, 6)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -98,3 +99,9 @@ def summarize(confmat: Tensor, mean_image_accuracy: float = float("nan")) -> dic
         "class_accuracy": class_acc.tolist(),
         "confusion_matrix": cm.long().tolist(),
     }
+
+
+def pixel_shares(mask: np.ndarray, num_classes: int) -> list[float]:
+    """Each class's share of a predicted mask's pixels (0-1, 6 decimals), in class order."""
+    counts = np.bincount(mask.ravel(), minlength=num_classes)[:num_classes]
+    return [round(int(n) / mask.size, 6) for n in counts]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from gcnseg.errors import GcnsegError
+from gcnseg.evaluation.metrics import pixel_shares
 from gcnseg.inference.segmenter import Segmenter
 from gcnseg.io.atomic import atomic_path
 from gcnseg.viz.draw import check_alpha, overlay
@@ -139,9 +140,8 @@ def _encoder(av: Any, sink: Any, rate: Fraction, shape: tuple[int, ...]) -> Any:
 
 
 def _shares(mask: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
-    """Each class's share of the frame's pixels."""
-    counts = np.bincount(mask.ravel(), minlength=len(names))[: len(names)]
-    return {n: round(float(c) / mask.size, 6) for n, c in zip(names, counts, strict=True)}
+    """Each class's share of the frame's pixels, by class name."""
+    return dict(zip(names, pixel_shares(mask, len(names)), strict=True))
 
 
 def _even(image: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, Security, UploadFi
 from fastapi.responses import FileResponse, Response
 from fastapi.security import APIKeyHeader
 
+from gcnseg.evaluation.metrics import pixel_shares
 from gcnseg.inference.segmenter import Segmenter
 from gcnseg.serving.limits import API_KEY_HEADER
 from gcnseg.serving.schemas import ClassShare, Error, Segmentation
@@ -158,14 +159,14 @@ def server_timing(values: dict[str, float]) -> dict[str, str]:
 
 def class_shares(mask: np.ndarray, segmenter: Segmenter) -> list[ClassShare]:
     names = segmenter.classes.names
-    counts = np.bincount(mask.ravel(), minlength=len(names))[: len(names)]
+    shares = pixel_shares(mask, len(names))
     return [
         ClassShare(
             index=i,
             name=name,
             color=list(color),
-            share=round(int(n) / mask.size, 6),
+            share=share,
             background=i == segmenter.classes.background,
         )
-        for i, (name, color, n) in enumerate(zip(names, segmenter.colors, counts, strict=True))
+        for i, (name, color, share) in enumerate(zip(names, segmenter.colors, shares, strict=True))
     ]
