@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from gcnseg.data.images import image_size
 from gcnseg.data.samples import DatasetIndex
 from gcnseg.errors import GcnsegError
+from gcnseg.limits import OUTPUT_STRIDE
 
-STRIDE = 32
-MAX_EVAL_SIZE = 1024
+MAX_EVAL_SIZE = 1024  # what init proposes; gcnseg.limits bounds what may be asked
 MAX_CROP_SIZE = 512
 HEADERS_READ = 200  # frames whose header is read, spread over the dataset
 
@@ -43,10 +43,12 @@ def fitted_sizes(index: DatasetIndex) -> FittedSizes | None:
         return None
     width = int(statistics.median(w for w, _ in frames))
     height = int(statistics.median(h for _, h in frames))
-    eval_size = _clamp(round(max(width, height) / STRIDE) * STRIDE, MAX_EVAL_SIZE)
-    crop_size = _clamp(min(width, height) // STRIDE * STRIDE, min(MAX_CROP_SIZE, eval_size))
+    eval_size = _clamp(round(max(width, height) / OUTPUT_STRIDE) * OUTPUT_STRIDE, MAX_EVAL_SIZE)
+    crop_size = _clamp(
+        min(width, height) // OUTPUT_STRIDE * OUTPUT_STRIDE, min(MAX_CROP_SIZE, eval_size)
+    )
     return FittedSizes(width, height, crop_size, eval_size)
 
 
 def _clamp(size: int, most: int) -> int:
-    return max(STRIDE, min(size, most))
+    return max(OUTPUT_STRIDE, min(size, most))

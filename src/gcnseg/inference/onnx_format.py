@@ -17,6 +17,7 @@ from torch import Tensor
 from gcnseg.classes import ClassSet
 from gcnseg.data.transforms import to_unit_range
 from gcnseg.errors import GcnsegError
+from gcnseg.limits import check_eval_size
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -27,7 +28,6 @@ META_MODEL = "gcnseg.model"
 META_INPUT = "gcnseg.input"
 META_EVAL_SIZE = "gcnseg.eval_size"
 META_QUANTIZED = "gcnseg.quantized"  # how an int8 model was calibrated; absent for fp32
-MAX_EVAL_SIZE = 8192
 ONNX_OPSETS = range(13, 21)  # what the exporter and ONNX Runtime both handle for these models
 
 
@@ -77,12 +77,10 @@ def read_info(path: Path) -> OnnxInfo:
     eval_size = None
     if META_EVAL_SIZE in meta:
         text = meta[META_EVAL_SIZE]
-        if not text.isdigit() or not 32 <= int(text) <= MAX_EVAL_SIZE:
-            raise GcnsegError(
-                f"{path}: bad {META_EVAL_SIZE} metadata {text[:40]!r} "
-                f"(an integer from 32 to {MAX_EVAL_SIZE})"
-            )
-        eval_size = int(text)
+        try:
+            eval_size = check_eval_size(int(text) if text.isdigit() else text, META_EVAL_SIZE)
+        except GcnsegError as exc:
+            raise GcnsegError(f"{path}: bad {META_EVAL_SIZE} metadata ({exc})") from None
     return OnnxInfo(
         classes=classes,
         model_name=meta.get(META_MODEL) or path.stem,
