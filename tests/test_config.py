@@ -86,6 +86,7 @@ def test_yaml_file(tmp_path) -> None:
         ("train.epochs=-3", "train.epochs"),
         ("train.epochs=2.5", "train.epochs: 2.5 is not an int"),
         ("train.dice_weight=-0.5", "train.dice_weight"),
+        ("model.refine=half", "model.refine: 'half' must be full or quarter"),
         ("train.compile=maybe", "train.compile: 'maybe' is not a boolean"),
         ("train.name=../elsewhere", "train.name"),
         ("train.threads=0", "train.threads"),
@@ -106,6 +107,20 @@ def test_out_of_range_settings_name_their_key(override: str, message: str) -> No
     with pytest.raises(GcnsegError) as exc:
         load_config("pets_gcn_lite0", [override])
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_saved_config_keeps_the_decoder_it_was_trained_with() -> None:
+    """Models saved before `model.refine` existed ran the paper's full-resolution decoder."""
+    from gcnseg.config import Config, config_from_dict, saved_config_from_dict
+
+    saved = Config().to_dict()
+    del saved["model"]["refine"]
+    assert saved_config_from_dict(saved).model.refine == "full"
+    saved["model"]["refine"] = "quarter"
+    assert saved_config_from_dict(saved).model.refine == "quarter"
+    assert config_from_dict({}).model.refine == Config().model.refine  # a user's: the default
+    with pytest.raises(GcnsegError, match="unknown config section"):
+        saved_config_from_dict({"modle": {}})
 
 
 def test_sections_built_in_python_are_checked_too() -> None:

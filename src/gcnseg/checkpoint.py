@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gcnseg.classes import ClassSet
-from gcnseg.config import config_from_dict
+from gcnseg.config import saved_config_from_dict
 from gcnseg.errors import GcnsegError
 from gcnseg.io.atomic import atomic_path
 
@@ -92,7 +92,7 @@ def check_payload(payload: Any, path: str | Path) -> None:
                 "them diverged; use an earlier checkpoint"
             )
     try:
-        config_from_dict(payload["config"])
+        saved_config_from_dict(payload["config"])
         ClassSet.from_dict(payload["classes"])
     except GcnsegError as exc:
         raise GcnsegError(f"{path}: bad checkpoint: {exc}") from None

@@ -22,7 +22,7 @@ import yaml
 
 from gcnseg.errors import GcnsegError
 from gcnseg.io.formats import DuplicateKey, parse_yaml, read_yaml
-from gcnseg.limits import MIN_SIDE
+from gcnseg.limits import MIN_SIDE, REFINE_DEFAULT, REFINE_FULL, REFINE_MODES
 
 if TYPE_CHECKING:
     from torch import nn
@@ -136,6 +136,9 @@ class ModelConfig(_Section):
     name: str = "gcn_efficientnet_lite0"
     kernel_size: int | None = None  # None: the model's default (15; 1 for gcn_k1_*)
     decoder_width: int | None = None  # None: num_classes, as in the paper
+    # Where the last two Boundary Refinements run: "quarter" (both at 1/4, scores upsampled once)
+    # or "full" (the paper's half + full resolution); gcnseg.limits says why.
+    refine: str = REFINE_DEFAULT
     backbone_weights: str = "imagenet"  # "imagenet" (shipped offline), "random", or a path/URL
     # A segmentation model to start from (packaged name, run folder, checkpoint or folder written
     # by save_pretrained); replaces backbone_weights. See gcnseg.training.init.
@@ -149,6 +152,7 @@ class ModelConfig(_Section):
         self.require("kernel_size", k is None or (k >= 1 and k % 2 == 1), "odd and >= 1, or none")
         w = self.decoder_width
         self.require("decoder_width", w is None or w >= 1, ">= 1 or none")
+        self.require("refine", self.refine in REFINE_MODES, " or ".join(REFINE_MODES))
         self.require(
             "backbone_weights", bool(self.backbone_weights), "imagenet, random, a path or a URL"
         )
@@ -170,6 +174,7 @@ class ModelConfig(_Section):
             backbone_weights=backbone_weights or self.backbone_weights,
             kernel_size=self.kernel_size,
             decoder_width=self.decoder_width,
+            refine=self.refine,
             freeze_bn=self.freeze_bn,
             freeze_stem=self.freeze_stem,
         )
@@ -329,6 +334,22 @@ def _section(cls: type, values: Any, prefix: str) -> Any:
             f"unknown setting {prefix}.{sorted(unknown)[0]}; known: {', '.join(sorted(known))}"
         )
     return cls(**{k: _coerce(v, hints[k], f"{prefix}.{k}") for k, v in values.items()})
+
+
+# Settings added after models were first saved, with the value that rebuilds what those models
+# trained: a saved config without `model.refine` ran the paper's full-resolution decoder.
+_SAVED_DEFAULTS = {"model": {"refine": REFINE_FULL}}
+
+
+def saved_config_from_dict(data: dict) -> Config:
+    """The config a checkpoint or saved model holds, read as `config_from_dict` reads a user's,
+    except that settings it predates keep the value it was trained with, not today's default."""
+    if isinstance(data, dict):
+        data = {**data}
+        for section, defaults in _SAVED_DEFAULTS.items():
+            if isinstance(data.get(section) or {}, dict):
+                data[section] = {**defaults, **(data.get(section) or {})}
+    return config_from_dict(data)
 
 
 def config_from_dict(data: dict) -> Config:

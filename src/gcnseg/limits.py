@@ -17,6 +17,15 @@ MAX_EVAL_SIZE = 4096  # a 4096² letterbox already holds 50 M pixels per image
 MAX_BATCH_SIZE = 1024
 SCALE_RANGE = (0.25, 4.0)  # test-time scales
 
+# Where the decoder's last two Boundary Refinements run. "full": the paper's Figure 2, one at half
+# and one at full resolution. "quarter": both at 1/4 (the finest stage's resolution), then the
+# scores are upsampled once: the same weights, without the high-resolution convolutions on
+# C-channel maps that took a third of GCN-Lite0's inference (benchmarks/README.md, "Decoder").
+REFINE_FULL = "full"
+REFINE_QUARTER = "quarter"
+REFINE_MODES = (REFINE_FULL, REFINE_QUARTER)
+REFINE_DEFAULT = REFINE_QUARTER  # as accurate as "full" on pets and CamVid, and faster
+
 
 def check_eval_size(value: object, name: str = "size") -> int:
     """The side of the square images are letterboxed into."""

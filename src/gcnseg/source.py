@@ -21,7 +21,7 @@ from torch import nn
 
 from gcnseg._version import __version__
 from gcnseg.classes import ClassSet
-from gcnseg.config import Config, config_from_dict
+from gcnseg.config import Config, saved_config_from_dict
 from gcnseg.errors import GcnsegError
 
 PRETRAINED_CONFIG = "config.json"
@@ -241,7 +241,7 @@ def _pretrained_meta(folder: Path) -> dict[str, Any]:
 
 def _config_and_classes(data: dict[str, Any], where: Path) -> tuple[Config, ClassSet]:
     try:
-        return config_from_dict(data["config"]), ClassSet.from_dict(data["classes"])
+        return saved_config_from_dict(data["config"]), ClassSet.from_dict(data["classes"])
     except (KeyError, TypeError) as exc:
         raise GcnsegError(f"{where}: not a gcnseg model (missing {exc})") from None
     except GcnsegError as exc:

@@ -26,6 +26,51 @@ def test_output_matches_input_size(name: str, size: tuple[int, int]) -> None:
     assert out.shape == (1, 3, *size)
 
 
+@pytest.mark.parametrize("size", [(333, 479), (64, 64), (97, 65)])
+def test_quarter_refine_keeps_the_weights_and_the_output_size(size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    full = create_model(
+        "gcn_efficientnet_lite0", num_classes=3, backbone_weights="random", refine="full"
+    )
+    quarter = create_model(
+        "gcn_efficientnet_lite0", num_classes=3, backbone_weights="random", refine="quarter"
+    )
+    for br in (full.decoder.half_br, full.decoder.full_br):
+        torch.nn.init.normal_(br.conv2.weight, std=0.1)  # not the identity they start as
+    quarter.load_state_dict(full.state_dict())  # the same tensors: switchable without training
+    x = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        a, b = full.eval()(x), quarter.eval()(x)
+    assert a.shape == b.shape == (1, 3, *size)
+    assert not torch.allclose(a, b, atol=1e-4)
+
+
+def test_quarter_refine_upsamples_the_scores_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refinements run on the finest stage's maps; only the last resize reaches full size."""
+    sizes = []
+    real = torch.nn.functional.interpolate
+
+    def spy(x, size=None, **kwargs):
+        sizes.append(tuple(size))
+        return real(x, size=size, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "interpolate", spy)
+    for refine, full_size_resizes in (("quarter", 1), ("full", 1)):
+        sizes.clear()
+        model = create_model(
+            "gcn_efficientnet_lite0", num_classes=3, backbone_weights="random", refine=refine
+        )
+        with torch.no_grad():
+            model.eval()(torch.rand(1, 3, 128, 96))
+        assert sizes.count((128, 96)) == full_size_resizes
+        assert ((64, 48) in sizes) == (refine == "full")  # the paper's half-resolution BR
+
+
+def test_unknown_refine_is_refused() -> None:
+    with pytest.raises(ValueError, match="refine must be one of"):
+        create_model("gcn_efficientnet_lite0", num_classes=3, backbone_weights="random", refine="x")
+
+
 def test_boundary_refine_has_relu_branch() -> None:
     br = BoundaryRefine(1)
     with torch.no_grad():

@@ -88,6 +88,25 @@ def test_the_source_implies_its_model_unless_the_command_line_names_one() -> Non
     assert follow_init_model(load_config(None, named), named).model.name == "gcn_efficientnet_lite0"
 
 
+def test_the_source_implies_its_decoder_refinement_too(tmp_path: Path) -> None:
+    from gcnseg.checkpoint import save_checkpoint
+    from gcnseg.config import Config
+
+    config = Config()
+    config.model.refine = "full"
+    payload = {
+        "model": {"w": torch.zeros(1)},
+        "config": config.to_dict(),
+        "classes": _names(2).to_dict(),
+    }
+    save_checkpoint(tmp_path / "run" / "best.pt", payload)
+    source = [f"model.init={tmp_path / 'run'}"]
+    assert load_config(None, source).model.refine == "quarter"  # the default
+    assert follow_init_model(load_config(None, source), source).model.refine == "full"
+    named = [*source, "model.refine=quarter"]
+    assert follow_init_model(load_config(None, named), named).model.refine == "quarter"
+
+
 def test_the_source_model_is_read_from_its_config_alone(tmp_path: Path) -> None:
     """Weights that fit no model: nothing is built, only the config is read."""
     from gcnseg.checkpoint import save_checkpoint

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gcnseg.limits import REFINE_DEFAULT, REFINE_MODES, REFINE_QUARTER
 from gcnseg.models.layers import BoundaryRefine, GCNBlock
 
 
@@ -16,8 +17,13 @@ def _upsample(x: Tensor, size: tuple[int, int] | list[int]) -> Tensor:
 class GCNDecoder(nn.Module):
     """Top-down path of the paper's Figure 2, ending at the input resolution for any H, W."""
 
-    def __init__(self, in_channels: list[int], width: int, kernel_size: int) -> None:
+    def __init__(
+        self, in_channels: list[int], width: int, kernel_size: int, refine: str = REFINE_DEFAULT
+    ) -> None:
         super().__init__()
+        if refine not in REFINE_MODES:
+            raise ValueError(f"refine must be one of {REFINE_MODES}, got {refine!r}")
+        self.refine = refine
         self.gcn = nn.ModuleList(GCNBlock(c, width, kernel_size) for c in in_channels)
         self.stage_br = nn.ModuleList(BoundaryRefine(width) for _ in in_channels)
         self.merge_br = nn.ModuleList(BoundaryRefine(width) for _ in in_channels[:-1])
@@ -29,6 +35,8 @@ class GCNDecoder(nn.Module):
         x = scores[-1]
         for finer, merge in zip(reversed(scores[:-1]), reversed(self.merge_br), strict=True):
             x = merge(finer + _upsample(x, finer.shape[-2:]))
+        if self.refine == REFINE_QUARTER:
+            return _upsample(self.full_br(self.half_br(x)), out_size)
         h, w = out_size
         x = self.half_br(_upsample(x, ((h + 1) // 2, (w + 1) // 2)))
         return self.full_br(_upsample(x, (h, w)))
@@ -50,13 +58,16 @@ class GCN(nn.Module):
         std: tuple[float, float, float],
         kernel_size: int = 15,
         width: int | None = None,
+        refine: str = REFINE_DEFAULT,
     ) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         width = width or num_classes
         self.backbone = backbone
-        self.decoder = GCNDecoder([f.num_chs for f in backbone.feature_info], width, kernel_size)
+        self.decoder = GCNDecoder(
+            [f.num_chs for f in backbone.feature_info], width, kernel_size, refine
+        )
         # The paper's decoder carries class scores throughout; a wider one needs a classifier.
         self.classifier = (
             nn.Identity() if width == num_classes else nn.Conv2d(width, num_classes, 1)

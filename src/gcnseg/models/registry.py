@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from gcnseg.errors import GcnsegError
+from gcnseg.limits import REFINE_DEFAULT
 from gcnseg.models.backbones import get_backbone_spec, list_backbones
 from gcnseg.models.frozen_bn import freeze_batchnorm
 from gcnseg.models.gcn import GCN
@@ -47,6 +48,7 @@ def create_model(
     backbone_weights: str = "imagenet",
     kernel_size: int | None = None,
     decoder_width: int | None = None,
+    refine: str = REFINE_DEFAULT,
     freeze_bn: bool = False,
     freeze_stem: bool = False,
 ) -> nn.Module:
@@ -62,6 +64,7 @@ def create_model(
         std=spec.std,
         kernel_size=kernel_size or entry.kernel_size,
         width=decoder_width,
+        refine=refine,
     )
     if freeze_stem:
         for module in backbone.stem():

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gcnseg.checkpoint import load_checkpoint, save_checkpoint
-from gcnseg.config import Config, apply_overrides, config_from_dict
+from gcnseg.config import Config, apply_overrides, saved_config_from_dict
 from gcnseg.errors import GcnsegError
 from gcnseg.io.atomic import write_text
 from gcnseg.io.formats import finite
@@ -93,7 +93,7 @@ def load_resume(run_dir: Path, overrides: list[str] | None = None) -> tuple[dict
     if missing:
         raise GcnsegError(f"{path}: not a resumable training checkpoint (no {missing[0]})")
     changed = apply_overrides(copy.deepcopy(state["config"]), overrides or [])  # keep the saved one
-    return state, config_from_dict(changed)
+    return state, saved_config_from_dict(changed)
 
 
 def save_run_checkpoint(path: Path, payload: dict[str, Any]) -> None:

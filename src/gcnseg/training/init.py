@@ -67,7 +67,7 @@ def check_init_model(source: str, name: str) -> None:
 
 
 def follow_init_model(cfg: Config, overrides: list[str]) -> Config:
-    """`cfg` training the architecture of its model.init source (model name and kernel size),
+    """`cfg` training the architecture of its model.init source (model name, kernel size, refine),
     except settings named in `overrides` (the command line's): those are the user's choice, and
     a model other than the source's is refused later by `check_init_model`."""
     if cfg.model.init is None:
@@ -76,7 +76,7 @@ def follow_init_model(cfg: Config, overrides: list[str]) -> Config:
     source = source_model(cfg.model.init)
     follow = {
         key: source.get(key)
-        for key in ("name", "kernel_size")
+        for key in ("name", "kernel_size", "refine")
         if f"model.{key}" not in given and source.get(key) != getattr(cfg.model, key)
     }
     if not follow:
