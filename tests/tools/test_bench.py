@@ -24,7 +24,7 @@ def test_quick_run_measures_each_mode_in_its_own_process(tmp_path, capsys) -> No
     ballast = np.ones(BALLAST_MIB * 2**20, dtype=np.uint8)
     # One thread: with other jobs on a 2-core machine, 2 OpenMP threads can be 100× slower.
     # 5 classes: labels are drawn in 0..4, so a worker building the pets' 3-class head fails
-    settings = Settings(batch_size=2, threads=1, num_classes=5, **QUICK)
+    settings = Settings(batch_size=2, threads=1, num_classes=5, refine="quarter", **QUICK)
     rows = run_bench(
         ["gcn_k1_efficientnet_lite0"],
         [64],
@@ -51,8 +51,10 @@ def test_quick_run_measures_each_mode_in_its_own_process(tmp_path, capsys) -> No
     assert saved["results"] == rows
     assert saved["meta"]["repeats"] == QUICK["repeats"]
     assert saved["meta"]["num_classes"] == 5
+    assert saved["meta"]["refine"] == "quarter"
     assert saved["meta"]["cpu"].startswith(saved["meta"]["cpu_features"]["model"])
     table = capsys.readouterr().out.splitlines()
+    assert any("5 classes, decoder refine quarter" in line for line in table)
     header = next(i for i, line in enumerate(table) if line.startswith("| Model | Size | Mode |"))
     assert table[header + 1].startswith("|---|")
     assert [line.split(" | ")[2] for line in table[header + 2 :]] == ["infer-fp32", "train-fp32"]
@@ -102,6 +104,8 @@ def test_cli_bench_errors_are_one_line(capsys) -> None:
     )
     assert main(["bench", "--models", "gcn_k1_resnet18", "--num-classes", "0"]) == 2
     assert "num_classes" in capsys.readouterr().err
+    with pytest.raises(GcnsegError, match="refine must be one of full, quarter"):
+        Settings(refine="half")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from gcnseg.limits import REFINE_DEFAULT, REFINE_MODES
     from gcnseg.tools.bench import DEFAULT_MODELS, MODES, PET_CLASSES, TORCH_MODES
 
     bench = subparsers.add_parser("bench", help="measure GFLOPs, img/s, latency and peak memory")
@@ -20,6 +21,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--threads", type=int, default=None, help="default: torch's default")
     bench.add_argument(
         "--num-classes", type=int, default=PET_CLASSES, help="head size (default: the pet task's 3)"
+    )
+    bench.add_argument(
+        "--refine",
+        choices=REFINE_MODES,
+        default=REFINE_DEFAULT,
+        help="where the decoder's last refinements run (model.refine; default %(default)s)",
     )
     bench.add_argument("--json", type=Path, dest="json_out", help="write results and environment")
     bench.add_argument("--markdown", action="store_true", help="print a markdown table")
@@ -37,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
     from gcnseg.tools.bench.runner import bench_or_profile
 
     options = ("modes", "batch_size", "repeats", "warmup", "quick", "threads", "num_classes")
+    options += ("refine",)
     options += ("json_out", "markdown", "profile", "row_limit")
     return bench_or_profile(args.models, args.sizes, **{k: getattr(args, k) for k in options})

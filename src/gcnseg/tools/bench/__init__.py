@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gcnseg.errors import GcnsegError
-from gcnseg.limits import check_batch_size, check_eval_size
+from gcnseg.limits import REFINE_DEFAULT, REFINE_MODES, check_batch_size, check_eval_size
 
 PET_CLASSES = 3  # background, cat, dog: the Oxford-IIIT Pet task; speed barely depends on it
 QUICK = {"warmup": 1, "repeats": 3}
@@ -46,6 +46,7 @@ class Settings:
     warmup: int = 2
     threads: int | None = None  # None: torch's default
     num_classes: int = PET_CLASSES
+    refine: str = REFINE_DEFAULT  # the decoder's last refinements (gcnseg.limits.REFINE_MODES)
 
     def __post_init__(self) -> None:
         """A bad value is refused here, before any worker starts: a zero batch would time
@@ -56,6 +57,10 @@ class Settings:
         if self.threads is not None:
             _check_count(self.threads, "threads", 1)
         _check_count(self.num_classes, "num_classes", 1)
+        if self.refine not in REFINE_MODES:
+            raise GcnsegError(
+                f"refine must be one of {', '.join(REFINE_MODES)}, got {self.refine!r}"
+            )
 
 
 def check_sizes(sizes: Sequence[int], name: str = "sizes") -> list[int]:

@@ -20,6 +20,7 @@ from typing import Any
 from gcnseg.classes import ClassSet
 from gcnseg.errors import GcnsegError
 from gcnseg.io.atomic import ensure_writable, write_json
+from gcnseg.limits import REFINE_DEFAULT
 from gcnseg.tools.bench import MODES, PET_CLASSES, QUICK, Settings, check_sizes
 from gcnseg.tools.bench.tables import caption, environment, markdown_table, row_summary, text_table
 from gcnseg.tools.bench.worker import RESULT_PREFIX, build_model, profile_model
@@ -36,6 +37,7 @@ def bench_or_profile(
     quick: bool = False,
     threads: int | None = None,
     num_classes: int = PET_CLASSES,
+    refine: str = REFINE_DEFAULT,
     json_out: Path | None = None,
     markdown: bool = False,
     profile: str | None = None,
@@ -46,7 +48,9 @@ def bench_or_profile(
     `quick` overrides repeats and warmup with QUICK; the status is 1 if any configuration failed.
     """
     timing = QUICK if quick else {"repeats": repeats, "warmup": warmup}
-    settings = Settings(batch_size=batch_size, threads=threads, num_classes=num_classes, **timing)
+    settings = Settings(
+        batch_size=batch_size, threads=threads, num_classes=num_classes, refine=refine, **timing
+    )
     if profile:
         _check_plan(models, sizes, [profile])
         for model, size in itertools.product(models, sizes):
@@ -121,7 +125,8 @@ def _run_onnx(spec: dict[str, Any], exports: dict[str, str], folder: Path) -> di
         try:
             fp32 = folder / f"{name}.onnx"
             if not fp32.is_file():
-                export_onnx(build_model(name, num_classes), fp32, classes=classes, model_name=name)
+                model = build_model(name, num_classes, spec["refine"])
+                export_onnx(model, fp32, classes=classes, model_name=name)
             if int8:
                 quantize_int8(fp32, path, _random_images(folder, 4), size=spec["size"])
         except GcnsegError as exc:  # e.g. onnx not installed: the torch rows still count

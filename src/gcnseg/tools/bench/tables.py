@@ -80,7 +80,8 @@ def caption(meta: dict[str, Any]) -> str:
     return (
         f"{meta['cpu']}, {meta['cores']} cores, {meta['threads'] or 'default'} thread(s), "
         f"torch {meta['torch']}, onnxruntime "
-        f"{meta['onnxruntime']}; batch {meta['batch_size']} for img/s, medians of "
+        f"{meta['onnxruntime']}; {meta.get('num_classes', '?')} classes, decoder refine "
+        f"{meta.get('refine', '?')}; batch {meta['batch_size']} for img/s, medians of "
         f"{meta['repeats']} runs after {meta['warmup']} warm-up; GFLOPs = 2 × multiply-adds."
     )
 

@@ -31,11 +31,11 @@ RESULT_PREFIX = "GCNSEG_BENCH_RESULT "
 CPU = torch.device("cpu")
 
 
-def build_model(name: str, num_classes: int) -> nn.Module:
+def build_model(name: str, num_classes: int, refine: str) -> nn.Module:
     """Random weights: speed does not depend on them, and most backbones have none offline."""
     from gcnseg.models import create_model
 
-    return create_model(name, num_classes=num_classes, backbone_weights="random")
+    return create_model(name, num_classes=num_classes, backbone_weights="random", refine=refine)
 
 
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -48,10 +48,10 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     if mode.onnx:
         throughput, latency = _time_onnx(spec, size, batch)
     else:
-        model = build_model(spec["model"], num_classes)
+        model = build_model(spec["model"], num_classes, spec["refine"])
         throughput, latency = _time_torch(model, mode, spec, num_classes)
     peak_rss = _peak_rss_mib()  # before FLOP counting, which allocates its own tensors
-    model = build_model(spec["model"], num_classes)
+    model = build_model(spec["model"], num_classes, spec["refine"])
     fwd_gflops = count_gflops(model, size, train=False)
     work = count_gflops(model, size, train=True) if mode.train else fwd_gflops
     img_per_s = batch / float(np.median(throughput))
@@ -186,7 +186,7 @@ def profile_model(
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(0)
-    model = build_model(model_name, settings.num_classes)
+    model = build_model(model_name, settings.num_classes, settings.refine)
     step = torch_step(model, MODES[mode], size, settings.batch_size, settings.num_classes)
     step()  # warm-up outside the trace
     with profile(activities=[ProfilerActivity.CPU], record_shapes=group_by_shape) as prof:
