@@ -27,6 +27,8 @@ class GCNDecoder(nn.Module):
         self.gcn = nn.ModuleList(GCNBlock(c, width, kernel_size) for c in in_channels)
         self.stage_br = nn.ModuleList(BoundaryRefine(width) for _ in in_channels)
         self.merge_br = nn.ModuleList(BoundaryRefine(width) for _ in in_channels[:-1])
+        # Named for the paper's resolutions; with "quarter" both run at 1/4. The names stay, so
+        # weights move between the two refinements (gcnseg.limits.REFINE_MODES).
         self.half_br = BoundaryRefine(width)
         self.full_br = BoundaryRefine(width)
 
