@@ -20,7 +20,7 @@ SCALE_RANGE = (0.25, 4.0)  # test-time scales
 # Where the decoder's last two Boundary Refinements run. "full": the paper's Figure 2, one at half
 # and one at full resolution. "quarter": both at 1/4 (the finest stage's resolution), then the
 # scores are upsampled once: the same weights, without the high-resolution convolutions on
-# C-channel maps that took a third of GCN-Lite0's inference (benchmarks/README.md, "Decoder").
+# C-channel maps that took a third of GCN-Lite0's inference (benchmarks/README.md, "Inference speed").
 REFINE_FULL = "full"
 REFINE_QUARTER = "quarter"
 REFINE_MODES = (REFINE_FULL, REFINE_QUARTER)
