@@ -142,6 +142,22 @@ def test_weights_digest_follows_the_weights() -> None:
     assert engines.weights_digest(model, PETS) != before
 
 
+def test_the_export_cache_tells_the_decoder_refinements_apart() -> None:
+    """The same weights with another `model.refine` are another graph, not a cache hit."""
+    from gcnseg.data.oxford_pets import PETS
+    from gcnseg.models import create_model
+
+    torch.manual_seed(0)
+    full = create_model(
+        "gcn_efficientnet_lite0", num_classes=3, backbone_weights="random", refine="full"
+    )
+    quarter = create_model(
+        "gcn_efficientnet_lite0", num_classes=3, backbone_weights="random", refine="quarter"
+    )
+    quarter.load_state_dict(full.state_dict())
+    assert engines.weights_digest(full, PETS) != engines.weights_digest(quarter, PETS)
+
+
 @pytest.mark.parametrize("engine", ["torch-fp32", "onnx", "openvino"])
 def test_one_segmenter_serves_several_threads(engine: str, tiny_pets: Path) -> None:
     if engine != "torch-fp32":

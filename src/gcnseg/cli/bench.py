@@ -44,6 +44,5 @@ def run(args: argparse.Namespace) -> int:
     from gcnseg.tools.bench.runner import bench_or_profile
 
     options = ("modes", "batch_size", "repeats", "warmup", "quick", "threads", "num_classes")
-    options += ("refine",)
-    options += ("json_out", "markdown", "profile", "row_limit")
+    options += ("refine", "json_out", "markdown", "profile", "row_limit")
     return bench_or_profile(args.models, args.sizes, **{k: getattr(args, k) for k in options})

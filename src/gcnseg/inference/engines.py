@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gcnseg._version import __version__
 from gcnseg.classes import ClassSet
 from gcnseg.errors import GcnsegError
 from gcnseg.extras import install_hint
@@ -270,8 +271,11 @@ def cached_export(
 
 
 def weights_digest(model: nn.Module, classes: ClassSet) -> str:
-    """A content hash of the weights and classes: the ONNX cache key."""
+    """A content hash of the architecture, weights, classes and gcnseg version: the ONNX cache
+    key. The architecture (the module tree as printed) counts because the same weights run
+    another graph with another `model.refine`; the version, because an export may change."""
     digest = hashlib.sha256(json.dumps(classes.to_dict()).encode())
+    digest.update(f"{__version__}\n{model!r}".encode())
     for key, value in model.state_dict().items():
         digest.update(key.encode())
         buffer = io.BytesIO()

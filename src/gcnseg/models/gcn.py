@@ -32,6 +32,9 @@ class GCNDecoder(nn.Module):
         self.half_br = BoundaryRefine(width)
         self.full_br = BoundaryRefine(width)
 
+    def extra_repr(self) -> str:
+        return f"refine={self.refine!r}"
+
     def forward(self, features: list[Tensor], out_size: tuple[int, int]) -> Tensor:
         scores = [br(gcn(f)) for gcn, br, f in zip(self.gcn, self.stage_br, features, strict=True)]
         x = scores[-1]
