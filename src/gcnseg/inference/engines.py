@@ -250,9 +250,9 @@ def build(
 def cached_export(
     model: nn.Module, classes: ClassSet, model_name: str, cache_dir: CacheDir = None
 ) -> Iterator[Path]:
-    """`model` exported to ONNX once per distinct weights, under `<cache>/weights/onnx` (least
-    recently used exports deleted past the cache's size cap); with the cache off, an export into
-    a temporary folder that lasts the block."""
+    """`model` exported to ONNX once per distinct model (`weights_digest`), under
+    `<cache>/weights/onnx` (least recently used exports deleted past the cache's size cap); with
+    the cache off, an export into a temporary folder that lasts the block."""
     from gcnseg.inference.export import export_onnx
 
     root = cache_root(cache_dir)
