@@ -12,6 +12,7 @@ from gcnseg.limits import (
     OUTPUT_STRIDE,
     check_batch_size,
     check_eval_size,
+    check_refine,
     check_scales,
     round_to_stride,
 )
@@ -31,6 +32,13 @@ def test_eval_size_in_range_passes() -> None:
 def test_batch_size_out_of_range(bad: object) -> None:
     with pytest.raises(GcnsegError, match=r"^batch_size must be"):
         check_batch_size(bad)
+
+
+@pytest.mark.parametrize("bad", ["half", "Quarter", "", None, ["full"]])
+def test_refine_outside_its_modes_names_the_argument(bad: object) -> None:
+    with pytest.raises(GcnsegError, match=r"^--refine must be one of full, quarter, got "):
+        check_refine(bad, "--refine")
+    assert check_refine("full") == "full" and check_refine("quarter") == "quarter"
 
 
 @pytest.mark.parametrize("bad", [(), (0.1,), (1.0, 5.0), (math.nan,), (math.inf,), ("x",)])

@@ -40,6 +40,13 @@ def check_eval_size(value: object, name: str = "size") -> int:
     return value
 
 
+def check_refine(value: object, name: str = "refine") -> str:
+    """Where the decoder's last refinements run: one of REFINE_MODES."""
+    if value not in REFINE_MODES:
+        raise GcnsegError(f"{name} must be one of {', '.join(REFINE_MODES)}, got {value!r}")
+    return value
+
+
 def check_batch_size(value: object, name: str = "batch_size") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
         raise GcnsegError(f"{name} must be an integer from 1 to {MAX_BATCH_SIZE}, got {value!r}")

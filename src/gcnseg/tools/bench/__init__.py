@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gcnseg.errors import GcnsegError
-from gcnseg.limits import REFINE_DEFAULT, REFINE_MODES, check_batch_size, check_eval_size
+from gcnseg.limits import REFINE_DEFAULT, check_batch_size, check_eval_size, check_refine
 
 PET_CLASSES = 3  # background, cat, dog: the Oxford-IIIT Pet task; speed barely depends on it
 QUICK = {"warmup": 1, "repeats": 3}
@@ -57,10 +57,7 @@ class Settings:
         if self.threads is not None:
             _check_count(self.threads, "threads", 1)
         _check_count(self.num_classes, "num_classes", 1)
-        if self.refine not in REFINE_MODES:
-            raise GcnsegError(
-                f"refine must be one of {', '.join(REFINE_MODES)}, got {self.refine!r}"
-            )
+        check_refine(self.refine)
 
 
 def check_sizes(sizes: Sequence[int], name: str = "sizes") -> list[int]:
