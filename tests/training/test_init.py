@@ -13,7 +13,7 @@ from PIL import Image
 from _data import make_tiny_folders
 from gcnseg.classes import ClassSet
 from gcnseg.cli import main
-from gcnseg.config import ModelConfig, load_config
+from gcnseg.config import Config, ModelConfig, load_config
 from gcnseg.errors import GcnsegError
 from gcnseg.io.atomic import write_json
 from gcnseg.training import init as init_module
@@ -88,18 +88,22 @@ def test_the_source_implies_its_model_unless_the_command_line_names_one() -> Non
     assert follow_init_model(load_config(None, named), named).model.name == "gcn_efficientnet_lite0"
 
 
-def test_the_source_implies_its_decoder_refinement_too(tmp_path: Path) -> None:
+def _save_run(run: Path, config: Config) -> None:
+    """A run folder whose best.pt holds `config` and weights that fit no model."""
     from gcnseg.checkpoint import save_checkpoint
-    from gcnseg.config import Config
 
-    config = Config()
-    config.model.refine = "full"
     payload = {
         "model": {"w": torch.zeros(1)},
         "config": config.to_dict(),
         "classes": _names(2).to_dict(),
     }
-    save_checkpoint(tmp_path / "run" / "best.pt", payload)
+    save_checkpoint(run / "best.pt", payload)
+
+
+def test_the_source_implies_its_decoder_refinement_too(tmp_path: Path) -> None:
+    config = Config()
+    config.model.refine = "full"
+    _save_run(tmp_path / "run", config)
     source = [f"model.init={tmp_path / 'run'}"]
     assert load_config(None, source).model.refine == "quarter"  # the default
     assert follow_init_model(load_config(None, source), source).model.refine == "full"
@@ -109,18 +113,10 @@ def test_the_source_implies_its_decoder_refinement_too(tmp_path: Path) -> None:
 
 def test_the_source_model_is_read_from_its_config_alone(tmp_path: Path) -> None:
     """Weights that fit no model: nothing is built, only the config is read."""
-    from gcnseg.checkpoint import save_checkpoint
-    from gcnseg.config import Config
-
     config = Config()
     config.model.name = "gcn_resnet18"
-    payload = {
-        "model": {"w": torch.zeros(1)},
-        "config": config.to_dict(),
-        "classes": _names(2).to_dict(),
-    }
     run = tmp_path / "run"
-    save_checkpoint(run / "best.pt", payload)
+    _save_run(run, config)
     assert source_model(str(run))["name"] == "gcn_resnet18"
     pretrained = tmp_path / "pretrained"  # a save_pretrained folder: config.json
     config.model.name = "gcn_resnet50"
