@@ -347,8 +347,9 @@ def saved_config_from_dict(data: dict) -> Config:
     if isinstance(data, dict):
         data = {**data}
         for section, defaults in _SAVED_DEFAULTS.items():
-            if isinstance(data.get(section) or {}, dict):
-                data[section] = {**defaults, **(data.get(section) or {})}
+            saved = data.get(section) or {}
+            if isinstance(saved, dict):  # anything else is config_from_dict's to refuse
+                data[section] = {**defaults, **saved}
     return config_from_dict(data)
 
 
