@@ -13,7 +13,7 @@ from PIL import Image
 import gcnseg
 from gcnseg.data.images import read_image
 from gcnseg.errors import GcnsegError
-from gcnseg.inference.segmenter import Segmenter, load
+from gcnseg.inference.segmenter import Segmenter, class_indices, load
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -244,3 +244,10 @@ def test_phone_photo_is_segmented_as_shown(
         mask = segmenter.predict(given)
         assert mask.shape == (upright.height, upright.width)
         assert (mask == expected).mean() > 0.99
+
+
+def test_class_indices_in_bands_equal_one_whole_argmax() -> None:
+    logits = torch.randn(5, 37, 9, generator=torch.Generator().manual_seed(0))
+    banded = class_indices(logits, band_rows=8)  # 37 rows: four whole bands and a short one
+    assert banded.dtype == torch.uint8
+    assert torch.equal(banded, logits.argmax(0).to(torch.uint8))

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from gcnseg.classes import IGNORE_INDEX
 from gcnseg.errors import GcnsegError
 from gcnseg.evaluation.metrics import ImageScore, SegmentationMetrics
-from gcnseg.inference.segmenter import Segmenter
+from gcnseg.inference.segmenter import Segmenter, class_indices
 from gcnseg.logs import progress_enabled
 
 
@@ -82,7 +82,7 @@ def evaluate(
         loss_pixels += float((label != IGNORE_INDEX).sum())
         metrics = metrics or SegmentationMetrics(num_classes, prediction.logits.device)
         target = fields["original_label"].to(prediction.logits.device)
-        pred = prediction.logits.argmax(0).to(torch.uint8)
+        pred = class_indices(prediction.logits)
         score = metrics.update(pred, target)
         results.append(ImageResult(prediction.index, score))
         if on_image is not None:

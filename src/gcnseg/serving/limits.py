@@ -36,8 +36,10 @@ RETRY_AFTER = {"Retry-After": "1"}
 # What one request holds at its peak, per pixel of its image, measured with a 12000² upload
 # (3.5 GB above the loaded model for 3 classes) and with 3000² ones of 3 and 21 classes:
 # the decoded photo, its decoding and its mask take about 12 bytes; the full-size logits take
-# 8 bytes per class (upsampling, then argmax); an overlay in which every pixel is painted takes
-# up to 64 bytes in all (its blend is in floats), whatever the number of classes.
+# 4 bytes per class, and as much again is kept in reserve (the argmax once held int64 indices
+# of the whole image; a CI run's allocator rose to 37 bytes a pixel where this machine rose to
+# 31, and to 23 once it ran in bands); an overlay in which every pixel is painted takes up to
+# 64 bytes in all (its blend is in floats), whatever the number of classes.
 BYTES_PER_PIXEL = 12
 BYTES_PER_PIXEL_PER_CLASS = 8
 OVERLAY_BYTES_PER_PIXEL = 64
