@@ -1,8 +1,8 @@
 """The web page in a real browser: Debian's headless Chromium, driven by Playwright for Python.
 
 Playwright's own browser download cannot work offline, so it is pointed at /usr/bin/chromium.
-Without that browser or Playwright the test is skipped with the reason, except under CI, which
-installs both (.ci/run) and so must run it. GCNSEG_UPDATE_SCREENSHOTS=1 writes the README's
+Playwright is a dev extra (`make test` installs it); without the browser the test is skipped
+with the reason, except under CI, which installs it (.ci/run) and so must run it. GCNSEG_UPDATE_SCREENSHOTS=1 writes the README's
 picture of the page, docs/images/serve_page.png.
 
 What the page promises, each held here: an example photo at a click, the mask and overlay to
