@@ -86,6 +86,8 @@ def test_yaml_file(tmp_path) -> None:
         ("train.epochs=-3", "train.epochs"),
         ("train.epochs=2.5", "train.epochs: 2.5 is not an int"),
         ("train.dice_weight=-0.5", "train.dice_weight"),
+        ("train.ohem_threshold=0", "train.ohem_threshold: 0.0 must be in (0, 1] or none"),
+        ("train.ohem_threshold=1.5", "train.ohem_threshold"),
         ("model.refine=half", "model.refine: 'half' must be full or quarter"),
         ("train.compile=maybe", "train.compile: 'maybe' is not a boolean"),
         ("train.name=../elsewhere", "train.name"),

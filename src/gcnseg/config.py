@@ -231,6 +231,9 @@ class TrainConfig(_Section):
     sync_bn: bool = False
     dice_weight: float = 0.0  # loss = CE + dice_weight * (1 - Dice)
     label_smoothing: float = 0.0  # of the cross-entropy's targets
+    # OHEM: CE over the pixels whose true class has at most this probability (0.7 in PSPNet's
+    # code), at least 1/16 of them; none: every labelled pixel (training.losses.hard_pixels)
+    ohem_threshold: float | None = None
     # CE weights per class from the training labels (see gcnseg.training.losses.class_weights)
     class_weights: Literal["none", "median_frequency", "sqrt_median_frequency"] = "none"
     ema_decay: float | None = None  # validate, save and ship an EMA of the weights (e.g. 0.995)
@@ -248,6 +251,8 @@ class TrainConfig(_Section):
         self.require("seed", 0 <= self.seed < 2**32, "in [0, 2**32)")  # what every RNG takes
         self.require("dice_weight", self.dice_weight >= 0, ">= 0")
         self.require("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)")
+        ohem = self.ohem_threshold
+        self.require("ohem_threshold", ohem is None or 0 < ohem <= 1, "in (0, 1] or none")
         decay = self.ema_decay
         self.require("ema_decay", decay is None or 0 < decay < 1, "in (0, 1) or none")
         self.require("output", bool(self.output), "a folder")

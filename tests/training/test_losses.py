@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from gcnseg.classes import IGNORE_INDEX
-from gcnseg.training.losses import SegmentationLoss, soft_dice_loss
+from gcnseg.training.losses import OHEM_MIN_KEPT, SegmentationLoss, hard_pixels, soft_dice_loss
 
 
 def test_cross_entropy_averages_over_labelled_pixels_only() -> None:
@@ -118,3 +118,35 @@ def test_a_run_counts_its_class_weights_on_the_training_labels() -> None:
     loss = _loss(cfg, samples, PETS, DistInfo())
     assert loss.weight is not None and loss.weight.argmax() == 1  # the one-pixel class
     assert _loss(load_config(None, []), samples, PETS, DistInfo()).weight is None
+
+
+def _confident(target: torch.Tensor, margins: torch.Tensor) -> torch.Tensor:
+    """Two-class logits whose true class leads by `margins` (per pixel)."""
+    logits = torch.zeros(*target.shape[:1], 2, *target.shape[1:])
+    logits.scatter_(1, target.clamp(max=1).unsqueeze(1), margins.unsqueeze(1))
+    return logits
+
+
+def test_ohem_keeps_the_pixels_under_the_threshold_and_leaves_ignored_ones_out() -> None:
+    target = torch.tensor([[[0, 1, 0, 1, 0, 1, 0, 1] * 8]])  # 64 pixels, one row
+    margins = torch.linspace(-3.0, 6.0, 64).view(1, 1, 64)  # p(true) from 0.05 to 0.998
+    target[0, 0, :4] = IGNORE_INDEX  # the hardest four are not labelled
+    logits = _confident(target, margins)
+    hard = hard_pixels(logits, target, target != IGNORE_INDEX, threshold=0.7)
+    truth = torch.sigmoid(margins)  # two classes: p(true) = sigmoid(margin)
+    assert torch.equal(hard, (truth <= 0.7) & (target != IGNORE_INDEX))
+    assert 4 < int(hard.sum()) < 60
+
+
+def test_ohem_keeps_a_share_of_an_easy_batch_and_averages_over_it() -> None:
+    target = torch.randint(0, 2, (2, 16, 16), generator=torch.Generator().manual_seed(0))
+    margins = torch.rand(2, 16, 16, generator=torch.Generator().manual_seed(1)) * 4 + 3
+    logits = _confident(target, margins)  # every p(true) above 0.95: none under 0.7
+    valid = target != IGNORE_INDEX
+    hard = hard_pixels(logits, target, valid, threshold=0.7)
+    assert int(hard.sum()) == int(valid.sum() * OHEM_MIN_KEPT)  # the hardest, no fewer
+    assert margins[hard].max() <= margins[valid & ~hard].min()
+    loss = SegmentationLoss(ohem_threshold=0.7)(logits, target)
+    expected = F.cross_entropy(logits.permute(0, 2, 3, 1)[hard], target[hard])
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+    assert float(loss) > float(SegmentationLoss()(logits, target))  # the easy pixels left out

@@ -1,4 +1,5 @@
-"""Cross-entropy over labelled pixels only, optionally class-weighted and mixed with soft Dice."""
+"""Cross-entropy over labelled pixels only, optionally class-weighted, limited to the hard pixels
+(OHEM) and mixed with soft Dice."""
 
 from __future__ import annotations
 
@@ -55,9 +56,27 @@ def class_weights(
     return torch.tensor(weights, dtype=torch.float32)
 
 
+# OHEM keeps at least this share of a batch's labelled pixels, so an easy batch still teaches.
+OHEM_MIN_KEPT = 1 / 16
+
+
+def hard_pixels(logits: Tensor, target: Tensor, valid: Tensor, threshold: float) -> Tensor:
+    """OHEM's selection (as in PSPNet's and OCNet's code): the labelled pixels whose true class
+    has a probability at most `threshold`, and at least the OHEM_MIN_KEPT share of them that are
+    hardest; thin structures and boundaries are what stays once road and sky are learnt."""
+    with torch.no_grad():
+        probs = logits.float().softmax(dim=1)
+        truth = probs.gather(1, target.clamp(max=logits.shape[1] - 1).unsqueeze(1)).squeeze(1)
+        truth = truth.masked_fill(~valid, 2.0)  # above any threshold: never picked
+        min_kept = max(1, int(valid.sum() * OHEM_MIN_KEPT))
+        kth = truth.flatten().kthvalue(min_kept).values
+        return valid & (truth <= torch.clamp(kth, min=threshold))
+
+
 class SegmentationLoss(nn.Module):
     """CE averaged over the non-ignored pixels (the seed averaged over all of them, diluting it),
-    each pixel weighted by its class's weight when `weight` is given."""
+    each pixel weighted by its class's weight when `weight` is given; with `ohem_threshold`,
+    over the hard pixels only (`hard_pixels`)."""
 
     def __init__(
         self,
@@ -65,24 +84,31 @@ class SegmentationLoss(nn.Module):
         ignore_index: int = IGNORE_INDEX,
         label_smoothing: float = 0.0,
         weight: Tensor | None = None,
+        ohem_threshold: float | None = None,
     ) -> None:
         super().__init__()
         self.register_buffer("weight", weight)
         self.dice_weight = dice_weight
         self.label_smoothing = label_smoothing
         self.ignore_index = ignore_index
+        self.ohem_threshold = ohem_threshold
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         target = target.long()
-        if not (target != self.ignore_index).any():
+        valid = target != self.ignore_index
+        if not valid.any():
             return logits.sum() * 0.0  # keeps the graph; a fully ignored crop teaches nothing
+        ce_target = target
+        if self.ohem_threshold is not None:
+            hard = hard_pixels(logits, target, valid, self.ohem_threshold)
+            ce_target = target.masked_fill(~hard, self.ignore_index)
         loss = F.cross_entropy(
             logits.float(),
-            target,
+            ce_target,
             weight=self.weight,
             ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing,
         )
-        if self.dice_weight:
+        if self.dice_weight:  # over every labelled pixel, not only the hard ones
             loss = loss + self.dice_weight * soft_dice_loss(logits, target, self.ignore_index)
         return loss

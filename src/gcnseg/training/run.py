@@ -413,7 +413,10 @@ def _loss(cfg: Config, samples: list, classes: ClassSet, info: DistInfo) -> Segm
             )
             log.info("class weights (%s): %s", cfg.train.class_weights, shown)
     return SegmentationLoss(
-        cfg.train.dice_weight, label_smoothing=cfg.train.label_smoothing, weight=weight
+        cfg.train.dice_weight,
+        label_smoothing=cfg.train.label_smoothing,
+        weight=weight,
+        ohem_threshold=cfg.train.ohem_threshold,
     )
 
 
