@@ -71,9 +71,10 @@ def test_settings_refuse_bad_values_naming_the_argument(options: dict, named: st
 
 def test_the_default_budget_admits_the_largest_photo_accepted() -> None:
     largest = png_claiming(12_000, 12_000)  # the header alone: pixels are never decoded here
-    pixels, cost = request_bytes(largest, 3, overlay=False)
-    assert pixels == MAX_PIXELS
-    assert cost <= ServeSettings().memory_budget_bytes
+    for drawn in (False, True):
+        pixels, cost = request_bytes(largest, 3, overlay=drawn)
+        assert pixels == MAX_PIXELS
+        assert cost <= ServeSettings().memory_budget_bytes
 
 
 def test_the_cost_follows_the_pixels_the_classes_and_the_endpoint() -> None:
@@ -82,7 +83,9 @@ def test_the_cost_follows_the_pixels_the_classes_and_the_endpoint() -> None:
         request_bytes(large, 3, overlay=False)[1] > 50 * request_bytes(small, 3, overlay=False)[1]
     )
     assert request_bytes(large, 21, overlay=False)[1] > request_bytes(large, 3, overlay=False)[1]
-    assert request_bytes(large, 3, overlay=True)[1] > request_bytes(large, 3, overlay=False)[1]
+    # An overlay is drawn after the logits are gone: it costs more only where it needs more.
+    assert request_bytes(large, 1, overlay=True)[1] > request_bytes(large, 1, overlay=False)[1]
+    assert request_bytes(large, 3, overlay=True)[1] == request_bytes(large, 3, overlay=False)[1]
     # Not an image, or over the pixel limit: decoding refuses it, so only its bytes count.
     assert request_bytes(b"just text", 3, overlay=False) == (0, 9)
     bomb = png_claiming(30_000, 30_000)

@@ -38,11 +38,12 @@ RETRY_AFTER = {"Retry-After": "1"}
 # the decoded photo, its decoding and its mask take about 12 bytes; the full-size logits take
 # 4 bytes per class, and as much again is kept in reserve (the argmax once held int64 indices
 # of the whole image; a CI run's allocator rose to 37 bytes a pixel where this machine rose to
-# 31, and to 23 once it ran in bands); an overlay in which every pixel is painted takes up to
-# 64 bytes in all (its blend is in floats), whatever the number of classes.
+# 31, and to 23 once it ran in bands). An overlay in which every pixel is painted rose by 16
+# bytes a pixel beside the photo and mask (its copy, one band of floats, the JPEG encoding;
+# 55 when it blended the whole photo in floats at once): 28 in all, whatever the classes.
 BYTES_PER_PIXEL = 12
 BYTES_PER_PIXEL_PER_CLASS = 8
-OVERLAY_BYTES_PER_PIXEL = 64
+OVERLAY_BYTES_PER_PIXEL = 28
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class ServeSettings:
     max_queue: int = 16  # requests admitted at once (decoding, waiting, running); more get 503
     max_batch: int = 4  # requests that wait together share one forward pass, up to this many
     # Memory the admitted requests' images may take, on top of the loaded model: one 12000²
-    # photo for a 3-class model (4944 MB by the cost above) fits, with room for small ones.
+    # photo for a 3-class model (4944 MB by the cost above), segmented or drawn over, fits, with
+    # room for small ones.
     memory_budget_mb: float = 6144.0
     # A body must have arrived within this many seconds of its headers (20 MB needs 5.6 Mbit/s);
     # slower uploads get 408, so a client that sends a few bytes and then waits is let go.

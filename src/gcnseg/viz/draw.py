@@ -23,6 +23,7 @@ BACKDROP = (32, 32, 32)  # caption strips and gallery letterboxing
 PAD = 3
 MIN_LEGEND_SCALE = 0.5  # below this the legend text is unreadable, so it is left out
 JPEG_QUALITY = 95
+BLEND_ROWS = 256  # an overlay blends this many rows at a time: a 12000-wide band is 3 M pixels
 
 Color = tuple[int, int, int]
 
@@ -160,10 +161,13 @@ def _overlay(
         painted[IGNORE_INDEX] = True
         if counts[IGNORE_INDEX]:
             entries.append(("ignore", ignore_color))
-    where = painted[mask]
     out = image.copy()
-    blended = (1.0 - alpha) * image[where] + alpha * colors[mask[where]]
-    out[where] = np.rint(blended).astype(np.uint8)
+    for top in range(0, mask.shape[0], BLEND_ROWS):  # floats for a band, not for the whole photo
+        band = slice(top, top + BLEND_ROWS)
+        labels = mask[band]
+        where = painted[labels]
+        blended = (1.0 - alpha) * image[band][where] + alpha * colors[labels[where]]
+        out[band][where] = np.rint(blended).astype(np.uint8)
     if legend and entries:
         out = _draw_legend(out, entries)
     return out
