@@ -22,11 +22,17 @@ def run(tiny_folders: Path, tmp_path: Path) -> Path:
     return run_dir
 
 
+def _selection(scored: Scored) -> tuple:
+    return scored.root, scored.manifest, scored.split
+
+
 def test_a_run_folder_scores_its_own_test_split(run: Path, tiny_folders: Path) -> None:
-    own = Scored(tiny_folders.resolve(), run / "manifest.json", "test")
-    assert scored_data(run) == own
-    assert scored_data(run / "best.pt") == own  # one of its checkpoints names it too
-    assert scored_data(run, split="val") == Scored(own.root, own.manifest, "val")
+    own = (tiny_folders.resolve(), run / "manifest.json", "test")
+    assert _selection(scored_data(run)) == own
+    assert _selection(scored_data(run / "best.pt")) == own  # one of its checkpoints names it too
+    assert _selection(scored_data(run, split="val")) == (*own[:2], "val")
+    index = scored_data(run).index  # the data indexed once, for the caller
+    assert index.root.resolve() == tiny_folders.resolve() and len(index.samples) > 0
     assert scored_data(run, data_root=tiny_folders).manifest == run / "manifest.json"
 
 
@@ -39,8 +45,8 @@ def test_an_older_run_folder_falls_back_to_its_config(run: Path, tiny_folders: P
 def test_other_data_is_scored_whole_and_a_split_of_it_needs_a_manifest(
     run: Path, tiny_pets: Path
 ) -> None:
-    assert scored_data(run, data_root=tiny_pets) == Scored(tiny_pets, None, None)
-    assert scored_data("pets-default", data_root=tiny_pets) == Scored(tiny_pets, None, None)
+    assert _selection(scored_data(run, data_root=tiny_pets)) == (tiny_pets, None, None)
+    assert _selection(scored_data("pets-default", data_root=tiny_pets)) == (tiny_pets, None, None)
     for checkpoint in (run, "pets-default"):
         with pytest.raises(GcnsegError) as exc:
             scored_data(checkpoint, data_root=tiny_pets, split="val")

@@ -16,7 +16,6 @@ import torch
 from gcnseg.classes import ClassSet
 from gcnseg.data.dataset import eval_loader
 from gcnseg.data.images import read_image
-from gcnseg.data.layouts import index_dataset
 from gcnseg.data.oxford_pets import breed
 from gcnseg.data.splits import has_own_split, split_samples
 from gcnseg.errors import GcnsegError
@@ -163,8 +162,7 @@ def run_test(
     from gcnseg.viz.plots import plot_confusion_matrix
 
     scored = scored_data(checkpoint, data_root, manifest, split)
-    data_root, manifest = scored.root, scored.manifest
-    index = index_dataset(data_root)
+    data_root, manifest, index = scored.root, scored.manifest, scored.index
     samples = split_samples(index, manifest, scored.split or "test")
     segmenter = load(
         checkpoint,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gcnseg.data.layouts import index_dataset
+from gcnseg.data.samples import DatasetIndex
 from gcnseg.data.splits import has_own_split, split_samples
 from gcnseg.errors import GcnsegError
 from gcnseg.io.formats import read_yaml
@@ -28,6 +29,7 @@ class Scored:
     root: Path
     manifest: Path | None
     split: str | None
+    index: DatasetIndex  # root's, read once: callers need its samples
 
 
 def run_folder(checkpoint: str | Path) -> Path | None:
@@ -69,15 +71,16 @@ def scored_data(
         data_root = own
     if manifest is None and own is not None and _same(data_root, own):
         manifest = run / MANIFEST_FILE  # type: ignore[operator]
+    index = index_dataset(data_root)
     if manifest is not None:
-        return Scored(Path(data_root), Path(manifest), split or "test")
-    if split is not None and not has_own_split(index_dataset(data_root)):
+        return Scored(Path(data_root), Path(manifest), split or "test", index)
+    if split is not None and not has_own_split(index):
         raise GcnsegError(
             f"split {split!r} needs a manifest (--manifest), or a run folder as the checkpoint "
             f"(it keeps its split): without one every pair of {data_root} would be scored, "
             "training images included"
         )
-    return Scored(Path(data_root), None, split)
+    return Scored(Path(data_root), None, split, index)
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -92,7 +95,7 @@ def run_test_images(checkpoint: str | Path) -> list[str]:
             "--checkpoint to segment its test split"
         )
     scored = scored_data(checkpoint)
-    samples = split_samples(index_dataset(scored.root), scored.manifest, "test")
+    samples = split_samples(scored.index, scored.manifest, "test")
     if not samples:
         raise GcnsegError(f"{scored.manifest}: the test split is empty; pass images to segment")
     return [str(sample.image) for sample in samples]
