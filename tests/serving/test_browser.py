@@ -2,8 +2,8 @@
 
 Playwright's own browser download cannot work offline, so it is pointed at /usr/bin/chromium.
 Playwright is a dev extra (`make test` installs it); without the browser the test is skipped
-with the reason, except under CI, which installs it (.ci/run) and so must run it. GCNSEG_UPDATE_SCREENSHOTS=1 writes the README's
-picture of the page, docs/images/serve_page.png.
+with the reason, except under CI, which installs it (.ci/run) and so must run it.
+GCNSEG_UPDATE_SCREENSHOTS=1 writes the README's picture of the page, docs/images/serve_page.png.
 
 What the page promises, each held here: an example photo at a click, the mask and overlay to
 download as PNGs, only the classes found listed, a styled drop area, a refused photo sent again
