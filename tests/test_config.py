@@ -62,6 +62,7 @@ def test_yaml_file(tmp_path) -> None:
         ("data.scale_min=0", "data.scale_min"),
         ("data.scale_max=0.2", "data.scale_max: 0.2 must be >= data.scale_min"),
         ("data.color_jitter=-1", "data.color_jitter"),
+        ("data.class_crops=1.5", "data.class_crops: 1.5 must be in [0, 1]"),
         ("data.max_side=0", "data.max_side"),
         ("data.root=''", "data.root"),
         ("model.kernel_size=4", "model.kernel_size: 4 must be odd"),

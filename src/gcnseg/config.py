@@ -105,6 +105,7 @@ class DataConfig(_Section):
     scale_min: float = 0.5
     scale_max: float = 2.0
     color_jitter: float = 0.3
+    class_crops: float = 0.0  # share of training crops centred on a class drawn uniformly
     batch_size: int = 8
     eval_batch_size: int = 8
     workers: int | None = None  # None: one per spare core
@@ -125,6 +126,7 @@ class DataConfig(_Section):
         self.require("scale_min", self.scale_min > 0, "> 0")
         self.require("scale_max", self.scale_max >= self.scale_min, ">= data.scale_min")
         self.require("color_jitter", 0 <= self.color_jitter <= 1, "in [0, 1]")
+        self.require("class_crops", 0 <= self.class_crops <= 1, "in [0, 1]")
         for key in ("batch_size", "eval_batch_size"):
             self.require(key, getattr(self, key) >= 1, ">= 1")
         self.require("workers", self.workers is None or self.workers >= 0, ">= 0 or none")

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from gcnseg.classes import IGNORE_INDEX
 from gcnseg.data.transforms import (
     Letterbox,
+    class_pixel,
     color_jitter,
     eval_transform,
     letterbox,
@@ -257,6 +258,34 @@ def test_train_flips_image_and_mask_together() -> None:
         np.testing.assert_array_equal(out["image"][..., 0] > 127, out["mask"] == 1)
         sides.add(bool(out["mask"][0, 0] == 1))
     assert sides == {True, False}  # both flipped and unflipped crops occurred
+
+
+def test_class_crops_find_a_small_class_that_random_crops_miss() -> None:
+    # A 400x400 frame of class 0 with a 6x6 class-1 patch in a corner, cropped to 100 unscaled:
+    # a random window holds the patch about 1 time in 50, a class crop every other time (the
+    # class is drawn from {0, 1}), the patch then wholly inside its window.
+    image = np.zeros((400, 400, 3), np.uint8)
+    label = np.zeros((400, 400), np.uint8)
+    label[380:386, 10:16] = 1
+    label[0, :] = IGNORE_INDEX  # ignore is never a class to crop around
+    counts = {}
+    for share in (0.0, 1.0):
+        transform = train_transform(400 // 4, scale=(4.0, 4.0), jitter=0.0, class_crops=share)
+        masks = [_run(transform, image, label, seed)["mask"] for seed in range(200)]
+        counts[share] = [int((mask == 1).sum()) for mask in masks]
+    assert sum(n > 0 for n in counts[0.0]) < 20
+    assert 70 <= counts[1.0].count(36) <= sum(n > 0 for n in counts[1.0]) <= 140
+
+
+def test_class_pixel_draws_labelled_classes_alike_and_never_ignore() -> None:
+    label = np.full((50, 50), IGNORE_INDEX, np.uint8)
+    assert class_pixel(label, np.random.default_rng(0)) is None
+    label[:40] = 3
+    label[45, 7] = 9
+    rng = np.random.default_rng(0)
+    drawn = [label[class_pixel(label, rng)] for _ in range(400)]
+    assert set(drawn) == {3, 9}
+    assert 150 <= drawn.count(9) <= 250
 
 
 def test_pad_centered_puts_the_odd_pixel_after() -> None:

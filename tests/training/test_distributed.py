@@ -182,7 +182,10 @@ def _reference_step1_losses(cfg: Config, root: Path) -> tuple[float, float]:
     dataset = SegmentationDataset(
         select(index, manifest["splits"]["train"]),
         train_transform(
-            cfg.data.crop_size, (cfg.data.scale_min, cfg.data.scale_max), cfg.data.color_jitter
+            cfg.data.crop_size,
+            (cfg.data.scale_min, cfg.data.scale_max),
+            cfg.data.color_jitter,
+            cfg.data.class_crops,
         ),
         seed=cfg.train.seed,
     )

@@ -28,10 +28,15 @@ JITTER_P = 0.8
 
 
 def train_transform(
-    crop_size: int, scale: tuple[float, float] = (0.5, 2.0), jitter: float = 0.3
+    crop_size: int,
+    scale: tuple[float, float] = (0.5, 2.0),
+    jitter: float = 0.3,
+    class_crops: float = 0.0,
 ) -> Transform:
     """Longer side to crop size, random scale, crop/pad (padding is ignore, not background), flip, jitter."""
-    return partial(augment, crop_size=crop_size, scale=scale, jitter=jitter)
+    return partial(
+        augment, crop_size=crop_size, scale=scale, jitter=jitter, class_crops=class_crops
+    )
 
 
 def eval_transform(size: int) -> Transform:
@@ -47,18 +52,29 @@ def augment(
     crop_size: int,
     scale: tuple[float, float],
     jitter: float,
+    class_crops: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One training pair; the same `seed` gives the same crop, flip and colours."""
+    """One training pair; the same `seed` gives the same crop, flip and colours.
+
+    With probability `class_crops` the window is centred on a pixel of a class drawn uniformly
+    from those in the mask: a class covering 0.5% of a frame is as likely to be in the crop as road.
+    """
     rng = np.random.default_rng(seed)
     height, width = mask.shape
     factor = crop_size / max(height, width) * rng.uniform(*scale)
     size = max(1, round(height * factor)), max(1, round(width * factor))
     image, mask = resize_image(image, size), resize_mask(mask, size)
     # A random window where the scaled pair is larger than the crop, the whole side where not.
-    window = tuple(
-        slice(start, start + crop_size)
-        for start in (int(rng.integers(0, max(0, side - crop_size) + 1)) for side in size)
+    centre = class_pixel(mask, rng) if class_crops and rng.random() < class_crops else None
+    starts = (
+        [int(rng.integers(0, max(0, side - crop_size) + 1)) for side in size]
+        if centre is None
+        else [
+            min(max(0, c - crop_size // 2), max(0, side - crop_size))
+            for c, side in zip(centre, size, strict=True)
+        ]
     )
+    window = tuple(slice(start, start + crop_size) for start in starts)
     image, mask = image[window], mask[window]
     flip = rng.random() < 0.5
     if rng.random() < JITTER_P:
@@ -67,6 +83,18 @@ def augment(
     if flip:
         image, mask = image[:, ::-1], mask[:, ::-1]
     return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+
+def class_pixel(mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int] | None:
+    """(row, column) of a random pixel of a class drawn uniformly from the labelled ones; None if none."""
+    counts = np.bincount(mask.ravel(), minlength=IGNORE_INDEX + 1)
+    counts[IGNORE_INDEX] = 0
+    present = np.flatnonzero(counts)
+    if present.size == 0:
+        return None
+    label = present[rng.integers(present.size)]
+    pixel = np.flatnonzero(mask.ravel() == label)[rng.integers(counts[label])]
+    return divmod(int(pixel), mask.shape[1])
 
 
 def letterbox_pair(

@@ -318,7 +318,10 @@ def setup_run(
     train_set = SegmentationDataset(
         select(index, manifest["splits"]["train"]),
         train_transform(
-            cfg.data.crop_size, (cfg.data.scale_min, cfg.data.scale_max), cfg.data.color_jitter
+            cfg.data.crop_size,
+            (cfg.data.scale_min, cfg.data.scale_max),
+            cfg.data.color_jitter,
+            cfg.data.class_crops,
         ),
         seed=cfg.train.seed,
     )
