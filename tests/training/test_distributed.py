@@ -50,7 +50,7 @@ from gcnseg.config import Config, load_config
 from gcnseg.data.dataset import SegmentationDataset, make_loader
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
-from gcnseg.data.transforms import eval_transform, train_transform
+from gcnseg.data.transforms import eval_transform
 from gcnseg.evaluation.evaluate import evaluate
 from gcnseg.inference.engines import TorchEngine
 from gcnseg.inference.segmenter import Segmenter
@@ -59,6 +59,7 @@ from gcnseg.runtime import prepare_images
 from gcnseg.source import read_model
 from gcnseg.training.loop import train
 from gcnseg.training.losses import SegmentationLoss
+from gcnseg.training.run import crop_transform
 from smoke import TINY_TRAINING, TWO_STEPS
 
 pytestmark = pytest.mark.slow
@@ -181,12 +182,7 @@ def _reference_step1_losses(cfg: Config, root: Path) -> tuple[float, float]:
     manifest = load_manifest(cfg.data.manifest)
     dataset = SegmentationDataset(
         select(index, manifest["splits"]["train"]),
-        train_transform(
-            cfg.data.crop_size,
-            (cfg.data.scale_min, cfg.data.scale_max),
-            cfg.data.color_jitter,
-            cfg.data.class_crops,
-        ),
+        crop_transform(cfg),
         seed=cfg.train.seed,
     )
     dataset.set_epoch(0)

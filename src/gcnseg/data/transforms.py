@@ -52,7 +52,7 @@ def augment(
     crop_size: int,
     scale: tuple[float, float],
     jitter: float,
-    class_crops: float = 0.0,
+    class_crops: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One training pair; the same `seed` gives the same crop, flip and colours.
 
@@ -64,7 +64,8 @@ def augment(
     factor = crop_size / max(height, width) * rng.uniform(*scale)
     size = max(1, round(height * factor)), max(1, round(width * factor))
     image, mask = resize_image(image, size), resize_mask(mask, size)
-    # A random window where the scaled pair is larger than the crop, the whole side where not.
+    # A random window (or one centred on a class pixel, clamped to the frame) where the scaled
+    # pair is larger than the crop, the whole side where not.
     centre = class_pixel(mask, rng) if class_crops and rng.random() < class_crops else None
     starts = (
         [int(rng.integers(0, max(0, side - crop_size) + 1)) for side in size]

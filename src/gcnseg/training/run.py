@@ -30,7 +30,7 @@ from gcnseg.data.dataset import SegmentationDataset, default_workers, eval_loade
 from gcnseg.data.layouts import index_dataset
 from gcnseg.data.samples import DatasetIndex
 from gcnseg.data.splits import load_manifest, make_split, save_manifest, select
-from gcnseg.data.transforms import train_transform
+from gcnseg.data.transforms import Transform, train_transform
 from gcnseg.errors import GcnsegError
 from gcnseg.extras import install_hint
 from gcnseg.io.atomic import write_json, write_text
@@ -116,6 +116,14 @@ class Run:
         """Rank 0 writes `name` into the run folder (atomically)."""
         if self.info.is_main:
             save_run_checkpoint(self.run_dir / name, checkpoint_payload(self, metrics))
+
+
+def crop_transform(cfg: Config) -> Transform:
+    """The training crops `cfg.data` asks for (one place, so a new setting reaches every user)."""
+    data = cfg.data
+    return train_transform(
+        data.crop_size, (data.scale_min, data.scale_max), data.color_jitter, data.class_crops
+    )
 
 
 def checkpoint_payload(run: Run, metrics: dict) -> dict:
@@ -317,12 +325,7 @@ def setup_run(
 
     train_set = SegmentationDataset(
         select(index, manifest["splits"]["train"]),
-        train_transform(
-            cfg.data.crop_size,
-            (cfg.data.scale_min, cfg.data.scale_max),
-            cfg.data.color_jitter,
-            cfg.data.class_crops,
-        ),
+        crop_transform(cfg),
         seed=cfg.train.seed,
     )
     sampler = DistributedSampler(
