@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,38 @@ def test_val_split_without_a_manifest_is_its_own_val(camvid: Path, tmp_path: Pat
 
     names = [s.name for s in split_samples(index_dataset(camvid), None, "val")]
     assert names == SPLITS["val"]
+
+
+def test_a_final_model_trains_on_train_and_val(
+    camvid: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A manifest with an empty val split trains on every frame and picks no best.pt; scoring
+    its empty val split is one line."""
+    monkeypatch.chdir(tmp_path)
+    everything = tmp_path / "trainval.json"
+    splits = {"train": SPLITS["train"] + SPLITS["val"], "val": [], "test": []}
+    everything.write_text(json.dumps({"dataset": "camvid", "splits": splits}))
+    argv = ["train", "--data", str(camvid), "--manifest", str(everything), "--epochs", "1"]
+    flags = set_flags([*ONE_RANDOM_STEP, "schedule.name=cosine"])  # plateau needs a val split
+    assert main([*argv, "--name", "all", "-q", *flags]) == 0
+    run = tmp_path / "runs" / "all"
+    assert (run / "last.pt").is_file() and not (run / "best.pt").exists()
+    capsys.readouterr()
+    assert main(["test", "--checkpoint", str(run), "--split", "val", "-q"]) == 2
+    assert capsys.readouterr().err == (
+        f"gcnseg: error: {run / 'manifest.json'}: the val split is empty\n"
+    )
+    test = ["test", "--checkpoint", str(run), "--split", "train", "--json", "r.json", "-q"]
+    assert main(test) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["images"] == 4
+
+
+def test_the_committed_train_and_val_manifest() -> None:
+    """manifests/camvid-trainval.json: CamVid's 367 train and 101 val frames, no val, no test."""
+    from gcnseg.data.splits import load_manifest
+
+    path = Path(__file__).resolve().parents[2] / "manifests" / "camvid-trainval.json"
+    splits = load_manifest(path)["splits"]
+    assert (splits["val"], splits["test"]) == ([], [])
+    sequences = Counter(name.split("_")[0] for name in splits["train"])
+    assert sequences == {"0001TP": 62, "0006R0": 101, "0016E5": 305}

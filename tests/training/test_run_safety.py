@@ -240,13 +240,20 @@ def test_resume_keeps_the_split_it_started_with(
     assert "a run's data is fixed at its start" in err and "\n" not in err
 
 
-def test_an_empty_validation_split_is_named_before_any_work(tiny_folders: Path, tmp_path) -> None:
+def test_no_val_split_with_a_plateau_schedule_is_named_before_any_work(
+    tiny_folders: Path, tmp_path
+) -> None:
+    """A manifest may decline validation, but plateau decay needs the validation loss."""
     names = [f"scene_{i}" for i in range(8)]
     empty_val = tmp_path / "no-val.json"
     save_manifest(empty_val, {"splits": {"train": names[:6], "val": [], "test": names[6:]}})
+    cfg = _config(tiny_folders, empty_val, tmp_path, "r", "schedule.name=plateau")
     with pytest.raises(GcnsegError) as exc:
-        train(_config(tiny_folders, empty_val, tmp_path, "r"), progress_bar=False)
-    assert str(exc.value).startswith(f"{empty_val}: split val is empty; training needs validation")
+        train(cfg, progress_bar=False)
+    assert str(exc.value) == (
+        f"{empty_val}: split val is empty, but schedule.name plateau decays on the validation "
+        "loss: choose another schedule or give a val split"
+    )
     assert not (tmp_path / "r").exists()  # the folder it claimed held nothing, and is gone
 
 

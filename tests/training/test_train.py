@@ -162,6 +162,32 @@ def test_ema_run_saves_both_weights_and_resumes_exactly(
             torch.testing.assert_close(resumed[part][key], value, rtol=0, atol=1e-6, msg=key)
 
 
+def test_a_manifest_without_val_trains_on_everything_and_keeps_the_last_epoch(
+    tiny_pets: Path, manifest: Path, tmp_path: Path, monkeypatch
+) -> None:
+    splits = json.loads(manifest.read_text())["splits"]
+    everything = tmp_path / "trainval.json"
+    save_manifest(
+        everything, {"splits": {**splits, "train": splits["train"] + splits["val"], "val": []}}
+    )
+    run = train(
+        _config(tiny_pets, everything, tmp_path, "all", "train.epochs=2"), progress_bar=False
+    )
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1]
+    assert not any(key.startswith("val_") for r in records for key in r)
+    assert len((run / "steps.jsonl").read_text().splitlines()) == 2 * 5  # 10 images, batch 2
+    assert not (run / "best.pt").exists() and (run / "learning_curve.png").is_file()
+    assert read_model(run).metrics == records[-1]  # the run folder's model is last.pt
+
+    cut = _config(tiny_pets, everything, tmp_path, "cut", "train.epochs=2")
+    _train_until_ctrl_c(cut, monkeypatch, at_step=7)  # epoch 2, second step
+    train(None, resume=tmp_path / "cut", progress_bar=False)
+    resumed = load_checkpoint(tmp_path / "cut" / "last.pt")["model"]
+    for key, value in load_checkpoint(run / "last.pt")["model"].items():
+        torch.testing.assert_close(resumed[key], value, rtol=0, atol=1e-6, msg=key)
+
+
 def test_non_finite_loss_stops_with_a_checkpoint(tiny_pets: Path, manifest: Path, tmp_path) -> None:
     cfg = _config(
         tiny_pets,

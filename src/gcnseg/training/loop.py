@@ -122,7 +122,7 @@ def fit(run: Run) -> None:
             while progress.epoch < run.cfg.train.epochs:
                 epoch_start = time.monotonic()
                 train_stats = train_one_epoch(run, epoch_loader(run))
-                result = validate(run)
+                result = validate(run) if run.val_loader is not None else None
                 with run.interrupts.held():  # the epoch's record and checkpoints go together
                     end_epoch(run, train_stats, result, epoch_start)
                 if budget_reached(run, epoch_start):
@@ -294,31 +294,37 @@ def validate(run: Run) -> Evaluation:
     return result
 
 
-def end_epoch(run: Run, train_stats: dict, result: Evaluation, epoch_start: float) -> None:
+def end_epoch(run: Run, train_stats: dict, result: Evaluation | None, epoch_start: float) -> None:
     """The epoch's record, best.pt (when it is the best) then last.pt, the plot and the log line.
 
     best.pt is written before last.pt: if the disk fills in between, last.pt still points at the
-    previous epoch, so `--resume` redoes this epoch and writes best.pt again.
+    previous epoch, so `--resume` redoes this epoch and writes best.pt again. Without validation
+    (`result` None) there is no best: last.pt is the model.
     """
     cfg, progress = run.cfg, run.progress
-    run.schedule.epoch_end(result.loss)
+    val, is_best = {}, False
+    if result is not None:
+        run.schedule.epoch_end(result.loss)
+        val = {
+            "val_loss": result.loss,
+            **{f"val_{k}": v for k, v in result.metrics.items() if k != "confusion_matrix"},
+        }
+        score = -result.loss if cfg.train.monitor == "loss" else result.metrics[cfg.train.monitor]
+        is_best = score > progress.best_score
+        if is_best:
+            progress.best_score = score
     progress.elapsed_s = time.monotonic() - run.started
     record = {
         "epoch": progress.epoch,
         **train_stats,
-        "val_loss": result.loss,
-        **{f"val_{k}": v for k, v in result.metrics.items() if k != "confusion_matrix"},
+        **val,
         "lr": run.schedule.lr,
         "elapsed_s": progress.elapsed_s,
     }
     run.last_metrics = record
-    score = -result.loss if cfg.train.monitor == "loss" else result.metrics[cfg.train.monitor]
     progress.epoch += 1
     progress.step_in_epoch = 0
     progress.epoch_loss_sum, progress.epoch_confusion, progress.epoch_train_s = 0.0, None, 0.0
-    is_best = score > progress.best_score
-    if is_best:
-        progress.best_score = score
     if not run.info.is_main:
         return
     append_jsonl(run.run_dir / "metrics.jsonl", [record])
@@ -331,13 +337,15 @@ def end_epoch(run: Run, train_stats: dict, result: Evaluation, epoch_start: floa
             if isinstance(value, float) and key != "epoch":
                 run.tensorboard.add_scalar(key, value, progress.epoch)
         run.tensorboard.flush()
+    scores = "  no validation"
+    if result is not None:
+        scores = "  val mIoU {miou:.4f}  val acc {pixel_accuracy:.4f}".format(**result.metrics)
     log.info(
-        "epoch %d/%d  loss %.4f  val mIoU %.4f  val acc %.4f  (%.0fs)",
+        "epoch %d/%d  loss %.4f%s  (%.0fs)",
         progress.epoch,
         cfg.train.epochs,
         train_stats["train_loss"],
-        result.metrics["miou"],
-        result.metrics["pixel_accuracy"],
+        scores,
         time.monotonic() - epoch_start,
     )
 

@@ -92,7 +92,7 @@ class Run:
     loss_fn: SegmentationLoss
     train_set: SegmentationDataset
     sampler: DistributedSampler
-    val_loader: Any
+    val_loader: Any  # None without a val split: nothing is validated, no best.pt
     steps_per_epoch: int
     workers: int
     progress: Progress
@@ -207,8 +207,19 @@ def load_data(
 
 
 def _require_split(cfg: Config, index: DatasetIndex, manifest: dict, split: str) -> None:
-    """Training needs images to learn from and a validation split to pick best.pt by."""
+    """Training needs images to learn from, and validation unless a manifest declines it.
+
+    A manifest's empty val split is a choice (a final model trained on every labelled image); a
+    seeded split left empty by a small `data.val_fraction` is a mistake and is refused.
+    """
     if manifest["splits"][split]:
+        return
+    if split == "val" and cfg.data.manifest:
+        if cfg.schedule.name == "plateau":
+            raise GcnsegError(
+                f"{cfg.data.manifest}: split val is empty, but schedule.name plateau decays on "
+                "the validation loss: choose another schedule or give a val split"
+            )
         return
     what = "training" if split == "train" else "validation (best.pt is picked by its score)"
     if cfg.data.manifest:
@@ -360,14 +371,18 @@ def setup_run(
         )
     workers = default_workers() if cfg.data.workers is None else cfg.data.workers
     val_samples = select(index, manifest["splits"]["val"])
-    val_loader = eval_loader(
-        val_samples,
-        cfg.data.eval_size,
-        batch_size=cfg.data.eval_batch_size,
-        workers=workers,
-        sampler=ShardSampler(len(val_samples), info),
-        pin_memory=device.type == "cuda",
-    )
+    val_loader = None
+    if val_samples:
+        val_loader = eval_loader(
+            val_samples,
+            cfg.data.eval_size,
+            batch_size=cfg.data.eval_batch_size,
+            workers=workers,
+            sampler=ShardSampler(len(val_samples), info),
+            pin_memory=device.type == "cuda",
+        )
+    elif info.is_main:
+        log.info("no validation split: every epoch's weights go to last.pt, no best.pt is picked")
     return Run(
         cfg=cfg,
         run_dir=run_dir,
