@@ -23,7 +23,8 @@ from gcnseg.source import packaged_models, read_model, resolve_source
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / "oxford-pets-sample.json"
 MAX_PACKAGED_MIB = 10
-# camvid-default scored 0.724 mIoU and 0.935 pixel accuracy on these 11 frames when it shipped.
+# On these 11 val frames camvid-default, which learned from val, scores 0.846 mIoU and 0.968 pixel
+# accuracy; the recipe trained on train alone, 0.724 and 0.935: the floor guards the loading.
 CAMVID_SUBSET_MIN = {"miou": 0.65, "pixel_accuracy": 0.90}
 
 
@@ -171,7 +172,8 @@ def test_gzip_bomb_is_refused_without_inflating_it(
 
 
 def test_packaged_camvid_model_segments_val_frames(camvid_root: Path, tmp_path: Path) -> None:
-    """A regression guard on real road scenes: every 10th val frame, scored like `gcnseg test`."""
+    """A regression guard on real road scenes: every 10th val frame, scored like `gcnseg test`
+    (frames the shipped weights learned from, so a check of loading and scoring, not of skill)."""
     from gcnseg.data.layouts import index_dataset
 
     names = index_dataset(camvid_root).official_splits["val"][::10]
