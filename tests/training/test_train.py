@@ -188,6 +188,27 @@ def test_a_manifest_without_val_trains_on_everything_and_keeps_the_last_epoch(
         torch.testing.assert_close(resumed[key], value, rtol=0, atol=1e-6, msg=key)
 
 
+def test_the_time_budget_stops_between_epochs_and_only_before_the_last(
+    tiny_pets: Path, manifest: Path, tmp_path: Path, caplog
+) -> None:
+    budget = "train.time_budget_min=0.0001"  # any epoch overruns it
+    with caplog.at_level("INFO", logger="gcnseg.training.loop"):
+        cut = train(
+            _config(tiny_pets, manifest, tmp_path, "cut", "train.epochs=3", budget),
+            progress_bar=False,
+        )
+    assert len((cut / "metrics.jsonl").read_text().splitlines()) == 1
+    assert "time budget of 0.0 min reached after epoch 1" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="gcnseg.training.loop"):
+        whole = train(
+            _config(tiny_pets, manifest, tmp_path, "one", "train.epochs=1", budget),
+            progress_bar=False,
+        )
+    assert len((whole / "metrics.jsonl").read_text().splitlines()) == 1
+    assert "time budget" not in caplog.text  # the run ended by its epochs, not the budget
+
+
 def test_non_finite_loss_stops_with_a_checkpoint(tiny_pets: Path, manifest: Path, tmp_path) -> None:
     cfg = _config(
         tiny_pets,

@@ -125,7 +125,7 @@ def fit(run: Run) -> None:
                 result = validate(run) if run.val_loader is not None else None
                 with run.interrupts.held():  # the epoch's record and checkpoints go together
                     end_epoch(run, train_stats, result, epoch_start)
-                if budget_reached(run, epoch_start):
+                if progress.epoch < run.cfg.train.epochs and budget_reached(run, epoch_start):
                     break
         except KeyboardInterrupt:
             save_interrupted(run)
