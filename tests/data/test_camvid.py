@@ -15,7 +15,7 @@ from gcnseg.cli import main
 from gcnseg.data.camvid import CAMVID_CLASSES, CAMVID_VOID
 from gcnseg.data.check import check_dataset
 from gcnseg.data.layouts import index_dataset
-from gcnseg.data.splits import make_split, split_samples
+from gcnseg.data.splits import load_manifest, make_split, split_samples
 from gcnseg.errors import GcnsegError
 from smoke import ONE_RANDOM_STEP, set_flags
 
@@ -171,8 +171,6 @@ def test_a_final_model_trains_on_train_and_val(
 
 def test_the_committed_train_and_val_manifest() -> None:
     """manifests/camvid-trainval.json: CamVid's 367 train and 101 val frames, no val, no test."""
-    from gcnseg.data.splits import load_manifest
-
     path = Path(__file__).resolve().parents[2] / "manifests" / "camvid-trainval.json"
     splits = load_manifest(path)["splits"]
     assert (splits["val"], splits["test"]) == ([], [])
