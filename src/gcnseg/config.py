@@ -244,7 +244,7 @@ class TrainConfig(_Section):
     output: str = "runs"
     name: str | None = None  # run folder name; default: model name + time
     max_steps_per_epoch: int | None = None  # cap for smoke tests
-    time_budget_min: float | None = None  # stop (cleanly, with checkpoints) after this many minutes
+    time_budget_min: float | None = None  # fit the epochs and schedule into this many minutes
     threads: int | None = None  # torch intra-op threads; None: the cores this process may use
     tensorboard: bool = False
 

@@ -5,7 +5,7 @@ One module-scoped set of runs, started together to save wall time:
 - ``single``: one process, batch 4, 1 epoch (in-process ``train()``);
 - ``full``: 2 processes × batch 2 (same global batch, same seed), 2 epochs, uninterrupted;
 - ``budget``: the same DDP run with ``train.time_budget_min`` tiny, so it stops cleanly after
-  epoch 1, then ``--resume`` under torchrun trains epoch 2.
+  epoch 1, then ``--resume`` under torchrun with the budget lifted trains epoch 2.
 
 What single-process and DDP losses can share: DDP's gradient is the mean of the ranks' gradients of
 their own batch-mean losses, and ``steps.jsonl`` logs the mean of the ranks' losses. Two things
@@ -159,7 +159,17 @@ def setup(tiny_pets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         "epochs_logged": len(_jsonl(runs / "budget" / "metrics.jsonl")),
     }
     resumed = _torchrun(
-        ["-m", "gcnseg", "train", "--resume", str(runs / "budget")], tmp / "resume.log"
+        # the budget ended that run: lifting it trains on, on the schedule it started with
+        [
+            "-m",
+            "gcnseg",
+            "train",
+            "--resume",
+            str(runs / "budget"),
+            "--set",
+            "train.time_budget_min=none",
+        ],
+        tmp / "resume.log",
     )
     _finish(full, tmp / "full.log", "uninterrupted DDP run")
     _finish(resumed, tmp / "resume.log", "resumed DDP run")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -38,3 +40,13 @@ def test_plateau_decays_after_patience_and_resumes() -> None:
     opt2, s2 = _schedule(name="plateau", warmup_epochs=0, patience=2, factor=0.1)
     s2.load_state_dict(s.state_dict())
     assert opt2.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+def test_set_epochs_moves_the_end_of_a_cosine_schedule() -> None:
+    _, s = _schedule(name="cosine", warmup_epochs=0)
+    for _ in range(25):
+        s.step()
+    s.set_epochs(10)  # a time budget lengthened the run: 25 of 100 steps done
+    assert s.lr == pytest.approx(0.05 * (1 + math.cos(math.pi / 4)))
+    s.set_epochs(2)  # and shortened it past where it stands: the floor
+    assert s.lr == pytest.approx(1e-6)

@@ -188,7 +188,7 @@ def test_a_manifest_without_val_trains_on_everything_and_keeps_the_last_epoch(
         torch.testing.assert_close(resumed[key], value, rtol=0, atol=1e-6, msg=key)
 
 
-def test_the_time_budget_stops_between_epochs_and_only_before_the_last(
+def test_the_time_budget_ends_the_run_and_its_schedule_and_a_resume_can_lift_it(
     tiny_pets: Path, manifest: Path, tmp_path: Path, caplog
 ) -> None:
     budget = "train.time_budget_min=0.0001"  # any epoch overruns it
@@ -198,7 +198,13 @@ def test_the_time_budget_stops_between_epochs_and_only_before_the_last(
             progress_bar=False,
         )
     assert len((cut / "metrics.jsonl").read_text().splitlines()) == 1
-    assert "time budget of 0.0 min reached after epoch 1" in caplog.text
+    assert "the run now ends after epoch 1 of 3" in caplog.text
+    assert "time budget of 0.0 min reached after epoch 1 of 3" in caplog.text
+    state = load_checkpoint(cut / "last.pt")
+    assert state["progress"]["planned_epochs"] == 1
+    # The cosine schedule was shortened to the one epoch that fitted: its rate is at the floor,
+    # not at the ~75% of a 3-epoch schedule after one epoch.
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-6)
     caplog.clear()
     with caplog.at_level("INFO", logger="gcnseg.training.loop"):
         whole = train(
@@ -207,6 +213,22 @@ def test_the_time_budget_stops_between_epochs_and_only_before_the_last(
         )
     assert len((whole / "metrics.jsonl").read_text().splitlines()) == 1
     assert "time budget" not in caplog.text  # the run ended by its epochs, not the budget
+    train(None, resume=cut, resume_overrides=["train.time_budget_min=none"], progress_bar=False)
+    assert len((cut / "metrics.jsonl").read_text().splitlines()) == 3
+    assert load_checkpoint(cut / "last.pt")["progress"]["planned_epochs"] is None
+
+
+@pytest.mark.parametrize(
+    ("budget_min", "done", "elapsed_s", "expected"),
+    [
+        (10, 2, 120, 10),  # 1 minute an epoch: 10 fit
+        (12, 2, 300, 4),  # 2.5 minutes an epoch: 4 fit (a 5th would overrun)
+        (100, 2, 120, 30),  # never more than train.epochs
+        (1, 3, 600, 3),  # an overrun budget ends the run where it stands
+    ],
+)
+def test_epochs_that_fit_the_budget(budget_min, done, elapsed_s, expected) -> None:
+    assert train_module.epochs_that_fit(budget_min, done, elapsed_s, most=30) == expected
 
 
 def test_non_finite_loss_stops_with_a_checkpoint(tiny_pets: Path, manifest: Path, tmp_path) -> None:

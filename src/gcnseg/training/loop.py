@@ -34,6 +34,7 @@ from gcnseg.training.distributed import (
     barrier,
     broadcast_buffers,
     cleanup_distributed,
+    from_main,
     init_distributed,
 )
 from gcnseg.training.run import (
@@ -119,14 +120,13 @@ def fit(run: Run) -> None:
         run.save("last.pt", run.last_metrics)  # a last good state exists even if epoch 1 diverges
     with run.interrupts.installed():
         try:
-            while progress.epoch < run.cfg.train.epochs:
+            plan_epochs(run)
+            while progress.epoch < run.epochs:
                 epoch_start = time.monotonic()
                 train_stats = train_one_epoch(run, epoch_loader(run))
                 result = validate(run) if run.val_loader is not None else None
                 with run.interrupts.held():  # the epoch's record and checkpoints go together
                     end_epoch(run, train_stats, result, epoch_start)
-                if progress.epoch < run.cfg.train.epochs and budget_reached(run, epoch_start):
-                    break
         except KeyboardInterrupt:
             save_interrupted(run)
             raise
@@ -138,6 +138,15 @@ def fit(run: Run) -> None:
                     "last good state: %s (from epoch %d)", run.run_dir / "last.pt", progress.epoch
                 )
             raise
+    budget = run.cfg.train.time_budget_min
+    if budget and progress.epoch < run.cfg.train.epochs and run.info.is_main:
+        log.info(
+            "time budget of %.1f min reached after epoch %d of %d (to train on: --resume with a "
+            "larger --set train.time_budget_min)",
+            budget,
+            progress.epoch,
+            run.cfg.train.epochs,
+        )
 
 
 def epoch_loader(run: Run):
@@ -162,7 +171,7 @@ def train_one_epoch(run: Run, loader) -> dict:
     run.model.train()
     pbar = tqdm(
         total=run.steps_per_epoch - progress.step_in_epoch,
-        desc=f"epoch {progress.epoch + 1}/{run.cfg.train.epochs}",
+        desc=f"epoch {progress.epoch + 1}/{run.epochs}",
         disable=not (run.bar and progress_enabled()),
     )
     tic = mark = time.monotonic()
@@ -325,6 +334,7 @@ def end_epoch(run: Run, train_stats: dict, result: Evaluation | None, epoch_star
     progress.epoch += 1
     progress.step_in_epoch = 0
     progress.epoch_loss_sum, progress.epoch_confusion, progress.epoch_train_s = 0.0, None, 0.0
+    plan_epochs(run)  # before last.pt, which carries the plan to a resume
     if not run.info.is_main:
         return
     append_jsonl(run.run_dir / "metrics.jsonl", [record])
@@ -343,22 +353,45 @@ def end_epoch(run: Run, train_stats: dict, result: Evaluation | None, epoch_star
     log.info(
         "epoch %d/%d  loss %.4f%s  (%.0fs)",
         progress.epoch,
-        cfg.train.epochs,
+        run.epochs,
         train_stats["train_loss"],
         scores,
         time.monotonic() - epoch_start,
     )
 
 
-def budget_reached(run: Run, epoch_start: float) -> bool:
-    """Whether another epoch as long as the last one would overrun `train.time_budget_min`."""
-    budget = run.cfg.train.time_budget_min
-    elapsed = run.progress.elapsed_s + (time.monotonic() - epoch_start)
-    if not budget or elapsed <= budget * 60:
-        return False
-    if run.info.is_main:
-        log.info("time budget of %.1f min reached after epoch %d", budget, run.progress.epoch)
-    return True
+def plan_epochs(run: Run) -> None:
+    """Fit the run to `train.time_budget_min`: end it, schedule included, inside the budget.
+
+    Stopping where the budget runs out would leave a cosine or poly schedule at a high learning
+    rate, the weights unsettled. Instead, at the start and after each epoch, the epochs that fit
+    the budget at the mean epoch time so far (never more than `train.epochs`) become the run's
+    length and the schedule's, so its rate reaches the floor in time; the plan follows a machine
+    that runs slower or faster than expected. Rank 0's plan is every rank's, so all stop together.
+    """
+    budget, progress = run.cfg.train.time_budget_min, run.progress
+    before = run.epochs
+    if not budget:
+        progress.planned_epochs = None
+    elif progress.epoch > 0:
+        planned = epochs_that_fit(budget, progress.epoch, progress.elapsed_s, run.cfg.train.epochs)
+        progress.planned_epochs = from_main(planned)
+    run.schedule.set_epochs(run.epochs)
+    if budget and run.epochs != before and run.info.is_main:
+        log.info(
+            "time budget of %.1f min at %.1f min an epoch: the run now ends after epoch %d of %d",
+            budget,
+            progress.elapsed_s / 60 / max(progress.epoch, 1),
+            run.epochs,
+            run.cfg.train.epochs,
+        )
+
+
+def epochs_that_fit(budget_min: float, done: int, elapsed_s: float, most: int) -> int:
+    """How many epochs fit `budget_min` at the mean epoch time of the `done` ones: at most `most`,
+    at least `done` (an overrun budget ends the run, it does not undo epochs)."""
+    fits = int(budget_min * 60 * done / max(elapsed_s, 1e-9))
+    return max(done, min(fits, most))
 
 
 def save_interrupted(run: Run) -> None:

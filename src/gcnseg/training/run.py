@@ -71,6 +71,8 @@ class Progress:
     # The divergence guard's state (see gcnseg.training.loop.check_loss).
     loss_ema: float | None = None
     loss_ema_min: float | None = None
+    # With train.time_budget_min: the epochs that fit it, as last planned (see loop.plan_epochs).
+    planned_epochs: int | None = None
 
 
 @dataclass
@@ -107,6 +109,12 @@ class Run:
     def evaluated_model(self) -> nn.Module:
         """What validation scores and checkpoints hold as "model": the EMA when there is one."""
         return self.ema.module if self.ema is not None else self.model_without_ddp
+
+    @property
+    def epochs(self) -> int:
+        """The epochs this run trains: `train.epochs`, or fewer where a time budget planned fewer."""
+        planned = self.progress.planned_epochs
+        return self.cfg.train.epochs if planned is None else min(planned, self.cfg.train.epochs)
 
     @property
     def num_classes(self) -> int:

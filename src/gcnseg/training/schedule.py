@@ -19,6 +19,7 @@ class LRSchedule:
     ):
         self.optimizer = optimizer
         self.cfg = cfg
+        self.steps_per_epoch = steps_per_epoch
         self.total_steps = max(1, steps_per_epoch * epochs)
         self.warmup_steps = int(cfg.warmup_epochs * steps_per_epoch)
         self.base_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -46,6 +47,11 @@ class LRSchedule:
         factor = self.factor()
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = max(base * factor, min(self.cfg.min_lr, base)) if factor < 1 else base
+
+    def set_epochs(self, epochs: int) -> None:
+        """Make the schedule end after `epochs` (a time budget shortened or lengthened the run)."""
+        self.total_steps = max(1, self.steps_per_epoch * epochs)
+        self._apply()
 
     def step(self) -> None:
         """Call after every optimizer step."""
