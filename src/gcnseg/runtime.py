@@ -34,6 +34,8 @@ def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
     it trains faster than fp32 and in less memory) or a GPU that supports it; fp16 on older GPUs;
     fp32 on other CPUs, where bf16 is emulated and several times slower (benchmarks/README.md).
     """
+    if amp == "bf16" and device.type == "cpu" and not cpu_features()["native_bf16"]:
+        return amp, "asked for, though this CPU has no native bf16: emulated, several times slower"
     if amp != "auto":
         return amp, "asked for"
     if device.type == "cuda":

@@ -12,12 +12,13 @@ def _conv_rows_as_columns(x: Tensor, conv: nn.Conv2d) -> Tensor:
 
     Same result; used when training on the CPU only, because oneDNN's weight gradient for 1×k
     kernels is several times slower than for k×1 ones (benchmarks/README.md). Inference keeps the
-    plain convolution: its forward costs the same.
+    plain convolution: its forward costs the same. The input alone decides the channels-last
+    kernel; the weight stays in the default format, which torch's own bf16 convolution (used
+    where the CPU has no native bf16) needs for its weight gradient.
     """
-    cl = torch.channels_last
-    weight = conv.weight.transpose(2, 3).contiguous(memory_format=cl)
+    weight = conv.weight.transpose(2, 3).contiguous()
     padding = (conv.padding[1], conv.padding[0])
-    x = x.transpose(2, 3).contiguous(memory_format=cl)
+    x = x.transpose(2, 3).contiguous(memory_format=torch.channels_last)
     return F.conv2d(x, weight, conv.bias, padding=padding).transpose(2, 3)
 
 
