@@ -121,6 +121,29 @@ def test_int8_export_round_trip(tiny_pets: Path, tmp_path: Path) -> None:
         assert load(out, engine="openvino").engine_name.endswith("-int8")
 
 
+def test_int8_products_do_not_saturate_on_any_cpu(tmp_path: Path) -> None:
+    """255 × 127 summed over 64 values: ONNX Runtime's default u8s8 kernels on an x86 CPU without
+    VNNI add product pairs in saturating 16-bit lanes and return 1048544; the engine must not."""
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    k = 64
+    weights = numpy_helper.from_array(np.full((k, 8), 127, np.int8), "B")
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])],
+        "saturation",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [2, k])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [2, 8])],
+        [weights],
+    )
+    path = tmp_path / "saturation.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    engine = engines.OnnxEngine(path)
+    (product,) = engine.session.run(None, {"A": np.full((2, k), 255, np.uint8)})
+    assert (product == k * 255 * 127).all()
+
+
 def test_int8_needs_an_onnx_name(tmp_path: Path, tiny_pets: Path, capsys) -> None:
     from gcnseg.cli import main
 
