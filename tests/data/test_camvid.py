@@ -169,6 +169,20 @@ def test_a_final_model_trains_on_train_and_val(
     assert json.loads((tmp_path / "r.json").read_text())["images"] == 4
 
 
+def test_a_train_and_val_manifest_is_one_command(camvid: Path, tmp_path: Path, capsys) -> None:
+    """`data split --train-on-val`: val joins train, sorted as the committed manifest; test kept."""
+    _write_split(camvid, "test", ["Seq05VD_000150"], seed=20)
+    out = tmp_path / "trainval.json"
+    assert main(["data", "split", str(camvid), "--train-on-val", "--out", str(out), "-q"]) == 0
+    splits = load_manifest(out)["splits"]
+    assert splits == {
+        "train": sorted(SPLITS["train"] + SPLITS["val"]),
+        "val": [],
+        "test": ["Seq05VD_000150"],
+    }
+    assert "official split: train 4, val 0, test 1" in capsys.readouterr().out
+
+
 def test_the_committed_train_and_val_manifest() -> None:
     """manifests/camvid-trainval.json: CamVid's 367 train and 101 val frames, no val, no test."""
     path = Path(__file__).resolve().parents[2] / "manifests" / "camvid-trainval.json"

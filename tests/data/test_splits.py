@@ -173,6 +173,14 @@ def test_cli_split_writes_manifest(
     assert str(out) in stdout and expected in stdout
 
 
+def test_a_seeded_split_can_train_on_val(pets_index: DatasetIndex) -> None:
+    """Val joins train; test is the same held-out set as without the option."""
+    usual = make_split(pets_index, seed=3)["splits"]
+    final = make_split(pets_index, seed=3, train_on_val=True)["splits"]
+    assert final["val"] == [] and final["test"] == usual["test"]
+    assert final["train"] == sorted(usual["train"] + usual["val"])
+
+
 def test_cli_split_max_side_with_corrupt_image(tmp_path: Path, capsys) -> None:
     root = _oxford(tmp_path / "pets", ["Bengal_1", "Bengal_2"])
     corrupt = root / "images" / "Bengal_2.jpg"

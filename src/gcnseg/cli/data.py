@@ -29,6 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     split.add_argument(
         "--ignore-official", action="store_true", help="seeded split even if trainval/test exist"
     )
+    split.add_argument(
+        "--train-on-val",
+        action="store_true",
+        help="val joins train (a final model on every labelled image; test stays held out)",
+    )
     download = dsub.add_parser("download", help="fetch the official Oxford-IIIT Pet release")
     download.add_argument("--root", type=Path, required=True)
     download.add_argument(
@@ -60,6 +65,7 @@ def _split(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_side=args.max_side,
         use_official=not args.ignore_official,
+        train_on_val=args.train_on_val,
     )
     save_manifest(args.out, manifest)
     counts = ", ".join(f"{k} {len(v)}" for k, v in manifest["splits"].items())

@@ -75,10 +75,13 @@ def make_split(
     seed: int = 0,
     max_side: int | None = None,
     use_official: bool = True,
+    train_on_val: bool = False,
 ) -> dict:
     """Manifest dict: the split of `index` by name; official trainval/test lists when present.
 
     `max_side` drops images whose longer side is >= it (the seed project's filter).
+    `train_on_val` moves val into train, for a final model that learns from every labelled image
+    once a recipe is chosen (CamVid papers train on train + val); test stays held out.
     """
     if not 0 <= test_fraction < 1 or not 0 <= val_fraction < 1:
         raise GcnsegError("split fractions must be in [0, 1)")
@@ -104,6 +107,8 @@ def make_split(
             source = "seeded"
         val, train = _stratified(trainval, val_fraction, rng)
         splits = {"train": train, "val": val, "test": test}
+    if train_on_val:
+        splits = {**splits, "train": sorted(splits["train"] + splits["val"]), "val": []}
     return {
         "dataset": index.layout,
         "source": source,
