@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gcnseg.evaluation.compare import compare_engines, markdown
+from gcnseg.evaluation.compare import EngineRow, compare_engines, largest_class_change, markdown
 from gcnseg.inference.segmenter import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,6 +19,20 @@ def test_reference_agrees_with_itself(tiny_pets: Path) -> None:
     assert [r.engine for r in rows] == ["torch-fp32", "again"]
     assert rows[1].agreement == 1.0 and rows[1].miou == rows[0].miou
     assert "| again |" in markdown(rows) and "+0.0000" in markdown(rows)
+
+
+def _row(engine: str, class_iou: tuple[float, ...]) -> EngineRow:
+    return EngineRow(engine, 0.5, 0.9, 0.9, 0.99, 1.0, class_iou)
+
+
+def test_the_largest_class_change_is_found_and_named() -> None:
+    """A thin class losing much moves the mean little: the table names it."""
+    nan = float("nan")
+    reference = _row("torch-fp32", (0.9, 0.2, nan, 0.8))
+    other = _row("openvino", (0.91, 0.15, 0.4, 0.8))  # a class absent from one side is skipped
+    index, change = largest_class_change(other, reference)
+    assert index == 1 and change == pytest.approx(-0.05)
+    assert "| Pole -0.0500 |" in markdown([reference, other], ["Sky", "Pole", "Sign", "Road"])
 
 
 @pytest.mark.slow
@@ -42,8 +56,8 @@ def test_engines_keep_the_packaged_models_accuracy_on_real_photos(
     }
     segmenters["onnx-int8"] = load(int8)
     rows = compare_engines(segmenters, pets_root, manifest=MANIFEST, limit=24)
-    reference = rows[0]
+    reference, table = rows[0], markdown(rows, segmenters["torch-fp32"].classes.names)
     for row in rows[1:]:
         tolerance = 0.005 if row.engine == "onnx-int8" else 0.003
-        assert abs(row.miou - reference.miou) <= tolerance, markdown(rows)
-        assert row.agreement >= 0.995, markdown(rows)
+        assert abs(row.miou - reference.miou) <= tolerance, table
+        assert row.agreement >= 0.995, table

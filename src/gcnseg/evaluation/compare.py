@@ -3,6 +3,7 @@ share of pixels where its argmax agrees with torch fp32's."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ class EngineRow:
     pixel_accuracy: float
     agreement: float  # argmax agreement with the reference engine, over all pixels
     seconds: float
+    class_iou: tuple[float, ...]  # per class, NaN where a class is absent from images and preds
 
 
 def compare_engines(
@@ -66,20 +68,37 @@ def compare_engines(
                 m["pixel_accuracy"],
                 same / total,
                 seconds,
+                tuple(m["iou"]),
             )
         )
     return rows
 
 
-def markdown(rows: list[EngineRow]) -> str:
+def largest_class_change(row: EngineRow, reference: EngineRow) -> tuple[int, float]:
+    """The class whose IoU moved most from the reference's, and by how much: on many classes a
+    thin one can lose far more than the mean shows."""
+    changes = [
+        (abs(a - b), i, a - b)
+        for i, (a, b) in enumerate(zip(row.class_iou, reference.class_iou, strict=True))
+        if not (math.isnan(a) or math.isnan(b))
+    ]
+    _, index, change = max(changes, default=(0.0, 0, 0.0))
+    return index, change
+
+
+def markdown(rows: list[EngineRow], class_names: list[str] | None = None) -> str:
     reference = rows[0]
     lines = [
-        "| engine | mIoU | Δ mIoU | mean image acc. | pixel acc. | argmax agreement | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| engine | mIoU | Δ mIoU | largest class Δ IoU | mean image acc. | pixel acc. "
+        "| argmax agreement | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        index, change = largest_class_change(r, reference)
+        name = class_names[index] if class_names else f"class {index}"
+        moved = "–" if r is reference else f"{name} {change:+.4f}"
         lines.append(
-            f"| {r.engine} | {r.miou:.4f} | {r.miou - reference.miou:+.4f} | "
+            f"| {r.engine} | {r.miou:.4f} | {r.miou - reference.miou:+.4f} | {moved} | "
             f"{r.mean_image_accuracy:.4f} | {r.pixel_accuracy:.4f} | {100 * r.agreement:.2f}% | {r.seconds:.1f} |"
         )
     return "\n".join(lines)
