@@ -59,7 +59,9 @@ def cpu_features(cpuinfo: str | None = None) -> dict[str, str | bool]:
     """The CPU's model and the instruction sets that decide which precision and kernels are fast.
 
     `native_bf16` is true where bf16 has hardware units (AVX-512 BF16 or AMX-BF16); elsewhere bf16
-    autocast is emulated and several times slower than fp32. Read from `cpuinfo` (default: the
+    autocast is emulated and several times slower than fp32. `vnni` is true where int8 products
+    are summed in 32 bits by the hardware (AVX-512 VNNI, AVX-VNNI or AMX-INT8); elsewhere ONNX
+    Runtime's fast int8 kernels saturate (see `OnnxEngine`). Read from `cpuinfo` (default: the
     first processor of /proc/cpuinfo); without x86 flags there, avx2/avx512f come from torch's
     kernel capability and bf16 counts as emulated. `capability` is the kernel set torch dispatches.
     """
@@ -79,6 +81,7 @@ def cpu_features(cpuinfo: str | None = None) -> dict[str, str | bool]:
         avx2, avx512f = capability in ("AVX2", "AVX512"), capability == "AVX512"
     avx512_bf16 = "avx512_bf16" in flags
     amx = {"amx_tile", "amx_bf16"} <= flags
+    vnni = bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
     return {
         "model": fields.get("model name") or platform.processor() or platform.machine(),
         "avx2": avx2,
@@ -86,5 +89,6 @@ def cpu_features(cpuinfo: str | None = None) -> dict[str, str | bool]:
         "avx512_bf16": avx512_bf16,
         "amx": amx,
         "native_bf16": avx512_bf16 or amx,
+        "vnni": vnni,
         "capability": capability,
     }

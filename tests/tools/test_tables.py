@@ -39,6 +39,19 @@ def test_cpu_features_from_cpuinfo(flags: str, avx512_bf16: bool, amx: bool, nat
     )
 
 
+@pytest.mark.parametrize(
+    ("flags", "vnni"),
+    [
+        ("avx2", False),  # Zen 2/3: int8 pair sums saturate in ONNX Runtime's fast kernels
+        ("avx2 avx_vnni", True),  # Alder Lake
+        ("avx2 avx512f avx512_vnni", True),  # Cascade Lake, Zen 4
+        ("avx2 avx512f amx_tile amx_int8", True),
+    ],
+)
+def test_cpu_features_know_int8_dot_products(flags: str, vnni: bool) -> None:
+    assert cpu_features(CPUINFO.format(model="Test CPU", flags=flags))["vnni"] is vnni
+
+
 def test_cpu_features_of_this_machine_agree_with_torch() -> None:
     features = cpu_features()
     assert isinstance(features["model"], str) and features["model"]

@@ -24,7 +24,7 @@ COLUMNS = (
     ("peak_rss_mib", "Peak RSS MiB"),
     ("load_avg_1m", "Load 1 min"),  # other jobs on the machine: how far to trust the row
 )
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx")
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx", "vnni")
 
 
 def environment(settings: dict[str, Any]) -> dict[str, Any]:
