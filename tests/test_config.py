@@ -170,3 +170,37 @@ def test_a_key_twice_in_a_config_file_names_the_file_and_key(tmp_path) -> None:
     message = str(exc.value)
     assert message.startswith(f"{path}: key 'lr' appears twice (lines 2 and 4)")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("names", "weights"),
+    [
+        (["background", "cat", "dog"], "none"),
+        ([f"class{i}" for i in range(11)], "sqrt_median_frequency"),
+    ],
+    ids=["three-classes", "eleven-classes"],
+)
+def test_init_starts_from_the_measured_recipe(tmp_path, names: list[str], weights: str) -> None:
+    """`gcnseg init` writes pets_default's recipe (not the seed-style default), sizes fitted to
+    the frames, and class weights only where there are more classes than pets' three."""
+    import yaml
+
+    from gcnseg.classes import ClassSet
+    from gcnseg.config import config_from_dict, starter_config
+    from gcnseg.data.sizes import FittedSizes
+
+    text = starter_config(
+        tmp_path, ClassSet.from_dict({"names": names}), 9, FittedSizes(480, 360, 352, 480)
+    )
+    written = config_from_dict(yaml.safe_load(text))
+    recipe = load_config("pets_default")
+    assert (written.model, written.optim, written.schedule) == (
+        recipe.model,
+        recipe.optim,
+        recipe.schedule,
+    )
+    assert (written.data.crop_size, written.data.eval_size) == (352, 480)
+    assert written.train.class_weights == weights
+    assert written.train.dice_weight == recipe.train.dice_weight == 0.5
+    assert written.train.time_budget_min == recipe.train.time_budget_min
+    assert "45 minutes" in text and ("weighs rare classes up" in text) == (weights != "none")

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from gcnseg.data.sizes import FittedSizes
 
 DEFAULT_CONFIG = "pets_gcn_lite0"  # what `gcnseg train` uses without --config
+STARTER_RECIPE = "pets_default"  # what `gcnseg init` starts from: the best measured recipe
+# More classes than pets' three: class weights against imbalance (CamVid's 11, 6-epoch runs on
+# val: +0.016 mIoU, SignSymbol 0.16 -> 0.27; benchmarks/README.md, "CamVid").
+WEIGHTED_FROM_CLASSES = 4
 
 
 def _matches(value: Any, annotation: Any) -> bool:
@@ -431,26 +435,36 @@ def load_config(source: str | Path | None = None, overrides: list[str] | None = 
 def starter_config(
     root: Path, classes: ClassSet, pairs: int, sizes: FittedSizes | None = None
 ) -> str:
-    """The YAML `gcnseg init DATA` writes: every setting of the default recipe (what `gcnseg
-    train --data DATA` would use), `data.root` set, crop and eval sizes fitted to the frames
-    (`sizes`), and the data's classes named in the header (they come from the data, not from
-    the config)."""
-    cfg = load_config(DEFAULT_CONFIG)
+    """The YAML `gcnseg init DATA` writes: every setting of the best measured recipe (the
+    packaged models', `pets_default`), `data.root` set, crop and eval sizes fitted to the frames
+    (`sizes`), class weights where there are more classes than pets' three (as `camvid_default`),
+    and the data's classes named in the header (they come from the data, not from the config)."""
+    cfg = load_config(STARTER_RECIPE)
     cfg.data.root = str(root)
-    fitted = []
+    notes = [
+        f"# The recipe of the packaged models ({STARTER_RECIPE}): GCN on EfficientNet-Lite2, "
+        "CE + 0.5 Dice, AdamW, warm-up then cosine decay;",
+        f"# the run fits its epochs into train.time_budget_min ({cfg.train.time_budget_min:g}"
+        " minutes; none: every epoch).",
+    ]
     if sizes is not None:
         cfg.data.crop_size, cfg.data.eval_size = sizes.crop_size, sizes.eval_size
-        fitted = [
+        notes.append(
             f"# data.crop_size and data.eval_size fit the median frame, {sizes.width}x"
-            f"{sizes.height}: eval at its longer side, crops within its shorter side.",
-        ]
+            f"{sizes.height}: eval at its longer side, crops within its shorter side."
+        )
+    if len(classes.names) >= WEIGHTED_FROM_CLASSES:
+        cfg.train.class_weights = "sqrt_median_frequency"
+        notes.append(
+            f"# {len(classes.names)} classes: train.class_weights weighs rare classes up, "
+            "as the camvid_default recipe does."
+        )
     header = [
         f"# gcnseg training config for {root}",
         f"# {pairs} image/mask pairs; classes (from the data): {', '.join(classes.names)}",
-        *fitted,
+        *notes,
         "# Train with: gcnseg train --config THIS_FILE   (print the result: add --print-config)",
-        "# Small dataset? Start from a segmentation model: set model.init to pets-default",
-        "# (its architecture, gcn_efficientnet_lite2, becomes the run's).",
+        "# Small dataset? Start from a segmentation model: set model.init to pets-default.",
         "",
     ]
     return "\n".join(header) + yaml.safe_dump(cfg.to_dict(), sort_keys=False)

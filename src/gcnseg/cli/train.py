@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    init = subparsers.add_parser("init", help="write a starter training config for a dataset")
+    init = subparsers.add_parser(
+        "init", help="write a training config for a dataset: the measured recipe, fitted to it"
+    )
     init.add_argument("data", type=Path, help="dataset folder")
     init.add_argument("--out", type=Path, default=Path("gcnseg.yaml"), help="default: gcnseg.yaml")
     init.add_argument("--force", action="store_true", help="replace an existing --out")
