@@ -83,3 +83,15 @@ def test_weight_packages_are_pinned_exactly_and_never_imported() -> None:
 
 def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_default_recipe_and_the_demo_train_on_a_base_install() -> None:
+    """`gcnseg train` without --config, `gcnseg init` and `gcnseg demo` start from ImageNet
+    weights: their backbones' weight packages are base requirements, not an extra's."""
+    from gcnseg.config import DEFAULT_CONFIG, load_config
+    from gcnseg.models.registry import model_entry
+
+    base = {r.name for r in REQUIRED}
+    for config in (DEFAULT_CONFIG, "pets_gcn_lite0"):  # the demo's
+        backbone = model_entry(load_config(config).model.name).backbone
+        assert efficientnet_lite._VARIANTS[backbone][2] in base, config

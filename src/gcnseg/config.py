@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from gcnseg.classes import ClassSet
     from gcnseg.data.sizes import FittedSizes
 
-DEFAULT_CONFIG = "pets_gcn_lite0"  # what `gcnseg train` uses without --config
-STARTER_RECIPE = "pets_default"  # what `gcnseg init` starts from: the best measured recipe
+# What `gcnseg train` uses without --config and `gcnseg init` writes: the best measured recipe.
+DEFAULT_CONFIG = "pets_default"
 # More classes than pets' three: class weights against imbalance (CamVid's 11, 6-epoch runs on
 # val: +0.016 mIoU, SignSymbol 0.16 -> 0.27; benchmarks/README.md, "CamVid").
 WEIGHTED_FROM_CLASSES = 4
@@ -435,14 +435,14 @@ def load_config(source: str | Path | None = None, overrides: list[str] | None = 
 def starter_config(
     root: Path, classes: ClassSet, pairs: int, sizes: FittedSizes | None = None
 ) -> str:
-    """The YAML `gcnseg init DATA` writes: every setting of the best measured recipe (the
-    packaged models', `pets_default`), `data.root` set, crop and eval sizes fitted to the frames
+    """The YAML `gcnseg init DATA` writes: every setting of the default recipe (the packaged
+    models', what `gcnseg train --data DATA` uses), `data.root` set, crop and eval sizes fitted to the frames
     (`sizes`), class weights where there are more classes than pets' three (as `camvid_default`),
     and the data's classes named in the header (they come from the data, not from the config)."""
-    cfg = load_config(STARTER_RECIPE)
+    cfg = load_config(DEFAULT_CONFIG)
     cfg.data.root = str(root)
     notes = [
-        f"# The recipe of the packaged models ({STARTER_RECIPE}): GCN on EfficientNet-Lite2, "
+        f"# The recipe of the packaged models ({DEFAULT_CONFIG}): GCN on EfficientNet-Lite2, "
         "CE + 0.5 Dice, AdamW, warm-up then cosine decay;",
         f"# the run fits its epochs into train.time_budget_min ({cfg.train.time_budget_min:g}"
         " minutes; none: every epoch).",

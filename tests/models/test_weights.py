@@ -14,7 +14,7 @@ import torch
 import gcnseg
 from _loopback import LoopbackServer
 from gcnseg.errors import GcnsegError
-from gcnseg.models.backbones import BACKBONES
+from gcnseg.models.backbones import BACKBONES, get_backbone_spec
 from gcnseg.models.backbones import resnet as _resnet  # noqa: F401  (registers the family)
 from gcnseg.models.weights import default_cache_dir, load_backbone_weights, packaged_weights
 
@@ -162,6 +162,26 @@ def test_imagenet_lite_weights_load_without_importing_their_package() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_missing_imagenet_weights_say_how_to_get_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lite1's weights come with the `lite` extra: without it the error names the install; the
+    default recipe's Lite2 and the demo's Lite0 come with the base install, ResNet's never."""
+    from dataclasses import replace
+
+    from gcnseg.extras import install_hint
+    from gcnseg.models.registry import build_backbone
+
+    lite1 = get_backbone_spec("efficientnet_lite1")  # registers the families
+    monkeypatch.setitem(
+        BACKBONES, "efficientnet_lite1", replace(lite1, offline_weights=lambda: None)
+    )
+    with pytest.raises(GcnsegError) as missing:
+        build_backbone("efficientnet_lite1", "imagenet")
+    assert str(missing.value).startswith("no offline ImageNet weights for efficientnet_lite1: ")
+    assert f"install them ({install_hint('lite')})" in str(missing.value)
+    assert get_backbone_spec("efficientnet_lite2").weights_extra is None
+    assert "install" not in get_backbone_spec("resnet50").missing_weights("resnet50")
 
 
 def serve_weights(server: LoopbackServer, model: torch.nn.Module, *, good_hash: bool) -> str:

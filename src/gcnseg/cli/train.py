@@ -25,9 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("--force", action="store_true", help="replace an existing --out")
     init.set_defaults(func=run)
     train = subparsers.add_parser("train", help="train a model (YAML config + overrides)")
-    train.add_argument(
-        "--config", help="shipped config name or YAML path (default: pets_gcn_lite0)"
-    )
+    train.add_argument("--config", help="shipped config name or YAML path (default: pets_default)")
     train.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE"
     )

@@ -84,10 +84,7 @@ def build_backbone(name: str, weights: str) -> nn.Module:
     if weights == "imagenet":
         source = spec.offline_weights()
         if source is None:
-            raise GcnsegError(
-                f"no offline ImageNet weights for {name}: pass backbone_weights as a file or "
-                "URL of torchvision-compatible weights, or 'random'"
-            )
+            raise GcnsegError(spec.missing_weights(name))
         weights = source
     load_backbone_weights(backbone, weights)
     return backbone

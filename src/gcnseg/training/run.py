@@ -166,16 +166,14 @@ def check_settings(cfg: Config, *, resuming: bool) -> torch.device:
     if cfg.train.amp == "fp16" and device.type != "cuda":
         raise GcnsegError("--amp fp16 needs a CUDA GPU; use --amp bf16 on the CPU")
     weights = cfg.model.backbone_weights
+    spec = get_backbone_spec(entry.backbone)
     if (
         not resuming
         and cfg.model.init is None
         and weights == "imagenet"
-        and get_backbone_spec(entry.backbone).offline_weights() is None
+        and spec.offline_weights() is None
     ):
-        raise GcnsegError(
-            f"no offline ImageNet weights for {entry.backbone}: pass a file or URL "
-            "(--backbone-weights PATH_OR_URL) or 'random'"
-        )
+        raise GcnsegError(spec.missing_weights(entry.backbone))
     if not resuming and cfg.model.init is not None:
         check_init_model(cfg.model.init, cfg.model.name)
     return device

