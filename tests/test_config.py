@@ -204,3 +204,25 @@ def test_init_starts_from_the_measured_recipe(tmp_path, names: list[str], weight
     assert written.train.dice_weight == recipe.train.dice_weight == 0.5
     assert written.train.time_budget_min == recipe.train.time_budget_min
     assert "45 minutes" in text and ("weighs rare classes up" in text) == (weights != "none")
+
+
+@pytest.mark.parametrize(
+    ("layout", "recipe"), [("camvid", "camvid_default"), ("oxford-pets", "pets_default")]
+)
+def test_init_writes_the_recipe_measured_on_a_known_layout(
+    tmp_path, layout: str, recipe: str
+) -> None:
+    """On CamVid or Oxford-IIIT Pet the measured recipe is written as it is: its sizes and class
+    weights were chosen on that data, so neither is refitted."""
+    import yaml
+
+    from gcnseg.classes import ClassSet
+    from gcnseg.config import config_from_dict, starter_config
+    from gcnseg.data.sizes import FittedSizes
+
+    classes = ClassSet.from_dict({"names": [f"class{i}" for i in range(11)]})
+    text = starter_config(tmp_path, classes, 9, FittedSizes(480, 360, 352, 480), layout)
+    expected = load_config(recipe)
+    expected.data.root = str(tmp_path)
+    assert config_from_dict(yaml.safe_load(text)) == expected
+    assert f"measured on this dataset ({recipe})" in text

@@ -35,6 +35,8 @@ DEFAULT_CONFIG = "pets_default"
 # More classes than pets' three: class weights against imbalance (CamVid's 11, 6-epoch runs on
 # val: +0.016 mIoU, SignSymbol 0.16 -> 0.27; benchmarks/README.md, "CamVid").
 WEIGHTED_FROM_CLASSES = 4
+# Layouts a recipe was measured on: `gcnseg init` writes it unchanged (sizes, weights and all).
+MEASURED_RECIPES = {"camvid": "camvid_default", "oxford-pets": "pets_default"}
 
 
 def _matches(value: Any, annotation: Any) -> bool:
@@ -433,27 +435,35 @@ def load_config(source: str | Path | None = None, overrides: list[str] | None = 
 
 
 def starter_config(
-    root: Path, classes: ClassSet, pairs: int, sizes: FittedSizes | None = None
+    root: Path,
+    classes: ClassSet,
+    pairs: int,
+    sizes: FittedSizes | None = None,
+    layout: str | None = None,
 ) -> str:
-    """The YAML `gcnseg init DATA` writes: every setting of the default recipe (the packaged
-    models', what `gcnseg train --data DATA` uses), `data.root` set, crop and eval sizes fitted to the frames
-    (`sizes`), class weights where there are more classes than pets' three (as `camvid_default`),
-    and the data's classes named in the header (they come from the data, not from the config)."""
-    cfg = load_config(DEFAULT_CONFIG)
+    """The YAML `gcnseg init DATA` writes: every setting of the best measured recipe, with
+    `data.root` set and the data's classes named in the header (they come from the data, not
+    from the config). A layout the project measured a recipe on (CamVid, Oxford-IIIT Pet) gets
+    that recipe as it is; any other data the default recipe (what `gcnseg train --data DATA`
+    uses) with crop and eval sizes fitted to its frames (`sizes`) and class weights where there
+    are more classes than pets' three (as `camvid_default`)."""
+    measured = MEASURED_RECIPES.get(layout or "")
+    cfg = load_config(measured or DEFAULT_CONFIG)
     cfg.data.root = str(root)
+    budget = f"{cfg.train.time_budget_min:g} minutes" if cfg.train.time_budget_min else "none"
     notes = [
-        f"# The recipe of the packaged models ({DEFAULT_CONFIG}): GCN on EfficientNet-Lite2, "
-        "CE + 0.5 Dice, AdamW, warm-up then cosine decay;",
-        f"# the run fits its epochs into train.time_budget_min ({cfg.train.time_budget_min:g}"
-        " minutes; none: every epoch).",
+        f"# The recipe {'measured on this dataset' if measured else 'of the packaged models'} "
+        f"({measured or DEFAULT_CONFIG}): GCN on EfficientNet-Lite2, CE + 0.5 Dice, AdamW, "
+        "warm-up then cosine decay;",
+        f"# the run fits its epochs into train.time_budget_min ({budget}; none: every epoch).",
     ]
-    if sizes is not None:
+    if sizes is not None and not measured:
         cfg.data.crop_size, cfg.data.eval_size = sizes.crop_size, sizes.eval_size
         notes.append(
             f"# data.crop_size and data.eval_size fit the median frame, {sizes.width}x"
             f"{sizes.height}: eval at its longer side, crops within its shorter side."
         )
-    if len(classes.names) >= WEIGHTED_FROM_CLASSES:
+    if len(classes.names) >= WEIGHTED_FROM_CLASSES and not measured:
         cfg.train.class_weights = "sqrt_median_frequency"
         notes.append(
             f"# {len(classes.names)} classes: train.class_weights weighs rare classes up, "

@@ -97,7 +97,9 @@ def _init(args: argparse.Namespace) -> int:
         raise GcnsegError(f"{args.out}: already exists; pass --force to replace it")
     index = index_dataset(args.data)
     sizes = fitted_sizes(index)
-    config = starter_config(index.root.resolve(), index.classes, len(index.samples), sizes)
+    config = starter_config(
+        index.root.resolve(), index.classes, len(index.samples), sizes, index.layout
+    )
     write_text(args.out, config)
     print(
         f"wrote {args.out} ({len(index.samples)} pairs, classes {', '.join(index.classes.names)})"
