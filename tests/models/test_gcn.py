@@ -137,7 +137,7 @@ def test_unknown_model_lists_known_names() -> None:
 def test_resnet_without_offline_weights_asks_for_a_file() -> None:
     from gcnseg.errors import GcnsegError
 
-    with pytest.raises(GcnsegError, match="pass backbone_weights as a file or URL"):
+    with pytest.raises(GcnsegError, match="pass a file or URL of torchvision-compatible weights"):
         create_model("gcn_resnet50", num_classes=3)
 
 
