@@ -453,8 +453,8 @@ def starter_config(
     budget = f"{cfg.train.time_budget_min:g} minutes" if cfg.train.time_budget_min else "none"
     notes = [
         f"# The recipe {'measured on this dataset' if measured else 'of the packaged models'} "
-        f"({measured or DEFAULT_CONFIG}): GCN on EfficientNet-Lite2, CE + 0.5 Dice, AdamW, "
-        "warm-up then cosine decay;",
+        f"({measured or DEFAULT_CONFIG}): {cfg.model.name}, CE + {cfg.train.dice_weight:g} Dice, "
+        f"{cfg.optim.name}, {cfg.schedule.name} schedule;",
         f"# the run fits its epochs into train.time_budget_min ({budget}; none: every epoch).",
     ]
     if sizes is not None and not measured:
