@@ -95,3 +95,14 @@ def test_the_default_recipe_and_the_demo_train_on_a_base_install() -> None:
     for config in (DEFAULT_CONFIG, "pets_gcn_lite0"):  # the demo's
         backbone = model_entry(load_config(config).model.name).backbone
         assert efficientnet_lite._VARIANTS[backbone][2] in base, config
+
+
+def test_each_lite_backbone_names_where_its_weights_are_installed() -> None:
+    """`_EXTRA` (what a missing-weights error tells to install) agrees with pyproject: a weights
+    package is a base requirement exactly when no extra is named for it, else in that extra."""
+    base = {r.name for r in REQUIRED}
+    for backbone, (_, _, distribution) in efficientnet_lite._VARIANTS.items():
+        extra = efficientnet_lite._EXTRA.get(backbone)
+        where = base if extra is None else {r.name for r in EXTRAS[extra]}
+        assert distribution in where, (backbone, extra)
+        assert (distribution in base) is (extra is None), backbone

@@ -121,15 +121,6 @@ def test_int8_export_round_trip(tiny_pets: Path, tmp_path: Path) -> None:
         assert load(out, engine="openvino").engine_name.endswith("-int8")
 
 
-def test_int8_products_do_not_saturate_on_any_cpu(tmp_path: Path) -> None:
-    """255 × 127 summed over 64 values: ONNX Runtime's default u8s8 kernels on an x86 CPU without
-    VNNI add product pairs in saturating 16-bit lanes and return 1048544; the engine must not."""
-    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
-    engine = engines.OnnxEngine(_saturation_model(tmp_path))
-    (product,) = engine.session.run(None, {"A": np.full((2, SATURATION_TERMS), 255, np.uint8)})
-    assert (product == SATURATION_TERMS * 255 * 127).all()
-
-
 SATURATION_TERMS = 64
 
 
@@ -150,6 +141,15 @@ def _saturation_model(folder: Path) -> Path:
     path = folder / "saturation.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
+
+
+def test_int8_products_do_not_saturate_on_any_cpu(tmp_path: Path) -> None:
+    """255 × 127 summed over 64 values: ONNX Runtime's default u8s8 kernels on an x86 CPU without
+    VNNI add product pairs in saturating 16-bit lanes and return 1048544; the engine must not."""
+    pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+    engine = engines.OnnxEngine(_saturation_model(tmp_path))
+    (product,) = engine.session.run(None, {"A": np.full((2, SATURATION_TERMS), 255, np.uint8)})
+    assert (product == SATURATION_TERMS * 255 * 127).all()
 
 
 @pytest.mark.parametrize("vnni", [False, True])
